@@ -1,0 +1,217 @@
+//! The `stratus` command line: `serve` (the default), `migrate`, `projections rebuild NAME`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::bootstrap::{self, AdminOutcome};
+use crate::database::{self, OpenDatabase};
+use crate::lifecycle;
+use crate::settings::{Secret, Settings};
+
+/// Bytes of a generated JWT signing key.
+pub const GENERATED_JWT_SECRET_BYTES: usize = 48;
+const JWT_SECRET_FILE: &str = "jwt-secret";
+
+/// Stratus: control plane and billing of a cloud service provider.
+#[derive(Debug, Parser)]
+#[command(name = "stratus", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate, create the first admin and serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Work on projections.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsAction {
+    /// Drop a projection's read model and replay the whole log into it.
+    Rebuild {
+        /// The projection's name (e.g. `accounts`).
+        name: String,
+    },
+    /// List the projections.
+    List,
+}
+
+/// Anything that ends the process with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
+    Database(#[from] database::DatabaseError),
+    #[error(transparent)]
+    Start(#[from] lifecycle::StartError),
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error(transparent)]
+    Feed(#[from] stratus_projections::FeedError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot keep the JWT secret in {path}: {source}")]
+    JwtSecret {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the command line with the process's settings.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = Settings::load()?;
+    crate::telemetry::init(&settings);
+    let db = database::open(&settings).await?;
+    let result = run_with(cli, settings, &db).await;
+    db.close().await;
+    result
+}
+
+async fn run_with(cli: Cli, settings: Settings, db: &OpenDatabase) -> Result<(), CliError> {
+    let pool = database::connect(&db.url, settings.db_max_connections).await?;
+    database::migrate(&pool).await?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            tracing::info!("migrations applied");
+            pool.close().await;
+            Ok(())
+        }
+        Command::Projections { action } => {
+            let feed = stratus_projections::Feed::new(pool.clone(), lifecycle::subscribers());
+            match action {
+                ProjectionsAction::List => {
+                    for name in feed.subscriber_names() {
+                        report(name);
+                    }
+                }
+                ProjectionsAction::Rebuild { name } => {
+                    let started = std::time::Instant::now();
+                    let replayed = feed.rebuild(&name).await?;
+                    report(&format!(
+                        "rebuilt {name}: {replayed} events in {:.3} s",
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+            }
+            pool.close().await;
+            Ok(())
+        }
+        Command::Serve => serve(settings, pool).await,
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn report(line: &str) {
+    println!("{line}");
+}
+
+async fn serve(settings: Settings, pool: sqlx::PgPool) -> Result<(), CliError> {
+    let secret = jwt_secret(&settings)?;
+    let address = format!("{}:{}", settings.host, settings.port);
+    let listener = TcpListener::bind(&address).map_err(|source| CliError::Listen {
+        address: address.clone(),
+        source,
+    })?;
+    let settings = Arc::new(settings);
+    let mut running = lifecycle::start(
+        Arc::clone(&settings),
+        pool,
+        secret.expose().as_bytes(),
+        listener,
+        lifecycle::cores(),
+    )
+    .await?;
+    match bootstrap::ensure_admin(&running.state).await? {
+        AdminOutcome::AlreadyExists => {}
+        AdminOutcome::Created {
+            email,
+            generated_password: Some(password),
+        } => {
+            // Printed once, on the terminal only: it is never stored anywhere but as a hash.
+            eprintln!("\n  Created the admin account {email} with the password: {password}\n  (shown only this once; set STRATUS_ADMIN_PASSWORD to choose it)\n");
+        }
+        AdminOutcome::Created { email, .. } => {
+            tracing::info!(%email, "created the admin account from STRATUS_ADMIN_PASSWORD");
+        }
+    }
+    tracing::info!(address = %running.local_addr, "Stratus is serving; API docs at /docs/");
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutting down"),
+        () = running.stopped() => tracing::warn!("the HTTP server stopped by itself"),
+    }
+    running.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// `STRATUS_JWT_SECRET`, or a key generated once into the data dir (mode 0600) and reused.
+fn jwt_secret(settings: &Settings) -> Result<Secret, CliError> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let path = settings.data_dir.join(JWT_SECRET_FILE);
+    let err = |source| CliError::JwtSecret {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= crate::settings::MIN_JWT_SECRET_BYTES {
+            return Ok(Secret::new(existing));
+        }
+    }
+    let secret = crate::auth::random_token(GENERATED_JWT_SECRET_BYTES);
+    write_private(&path, &secret).map_err(err)?;
+    Ok(Secret::new(secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())
+}

@@ -1,0 +1,228 @@
+//! Problem details (RFC 9457) and the one table that maps every failure to HTTP.
+//!
+//! Refused commands become 4xx with a stable `code`; conflicts that survived the retries become 409;
+//! infrastructure failures become an opaque 500 whose cause goes to the log only.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use stratus_commands::CommandError;
+use stratus_domain::account::AccountError;
+use stratus_domain::ValueError;
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The JSON field, dotted for nested fields (`custom.vcpus`).
+    pub field: String,
+    /// A stable machine code for the rule that failed.
+    pub code: String,
+    /// A human explanation.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The field error for a value type that refused its input.
+    pub fn from_value(field: &str, err: &ValueError) -> Self {
+        Self::new(field, err.code(), err.to_string())
+    }
+
+    /// The field error for a required field that is absent.
+    pub fn required(field: &str) -> Self {
+        Self::new(field, "required", format!("{field} is required"))
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine code; clients switch on this, never on text.
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An error on its way to becoming a problem+json response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub www_authenticate: bool,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            www_authenticate: false,
+        }
+    }
+
+    /// 422 with the list of fields that failed.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "one or more fields are invalid",
+            )
+        }
+    }
+
+    /// 401 that tells the client to authenticate with a bearer token.
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            www_authenticate: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, code, detail)
+        }
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "your roles do not allow this",
+        )
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} was not found"),
+        )
+    }
+
+    /// An opaque 500; `cause` is logged, never shown.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side; the request id identifies it in our logs",
+        )
+    }
+
+    fn title(&self) -> String {
+        self.status.canonical_reason().unwrap_or("Error").to_owned()
+    }
+
+    /// The problem body. The request it answers is named by the `X-Request-Id` response header.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_uri: format!("urn:stratus:problem:{}", self.code),
+            title: self.title(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+        if self.www_authenticate {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(self.problem())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(&err)
+    }
+}
+
+impl From<stratus_projections::FeedError> for ApiError {
+    fn from(err: stratus_projections::FeedError) -> Self {
+        Self::internal(&err)
+    }
+}
+
+impl From<stratus_commands::detached::TaskLost> for ApiError {
+    fn from(err: stratus_commands::detached::TaskLost) -> Self {
+        Self::internal(&err)
+    }
+}
+
+/// The table: every refusal of the Account aggregate and the HTTP answer it gets.
+pub fn account_refusal(err: &AccountError) -> ApiError {
+    use AccountError as E;
+    let (status, code) = match err {
+        E::AlreadyRegistered => (StatusCode::CONFLICT, "already_registered"),
+        E::NotRegistered => (StatusCode::NOT_FOUND, "account_not_found"),
+        E::NoRoles => (StatusCode::UNPROCESSABLE_ENTITY, "no_roles"),
+        E::SessionAlreadyExists => (StatusCode::CONFLICT, "session_already_exists"),
+        E::SessionNotFound | E::InvalidRefreshToken => {
+            return ApiError::unauthorized(
+                "invalid_refresh_token",
+                "the refresh token is not valid",
+            )
+        }
+        E::SessionNotActive => {
+            return ApiError::unauthorized("session_ended", "the session has ended; log in again")
+        }
+        E::SessionExpired => {
+            return ApiError::unauthorized(
+                "session_expired",
+                "the session has expired; log in again",
+            )
+        }
+    };
+    ApiError::new(status, code, err.to_string())
+}
+
+/// Maps a command failure once: refused → the aggregate's table, conflict → 409, infrastructure → 500.
+pub fn command_error(err: CommandError<AccountError>) -> ApiError {
+    match err {
+        CommandError::Refused(e) => account_refusal(&e),
+        CommandError::Conflict => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the resource was changed concurrently too many times; retry the request",
+        ),
+        CommandError::Infrastructure(cause) => ApiError::internal(&cause),
+    }
+}

@@ -1,0 +1,130 @@
+//! The HTTP server: middleware (request ids, tracing), the route table, and problem+json for
+//! everything actix itself would answer in plain text.
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpMessage, HttpServer};
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+use uuid::Uuid;
+
+use crate::auth::Tokens;
+use crate::error::{ApiError, FieldError};
+use crate::extract::RequestId;
+use crate::openapi::ApiDoc;
+use crate::routes;
+use crate::state::AppState;
+
+/// The request id header, read from the client when well-formed and always answered.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// A client-supplied request id longer than this is replaced by our own.
+pub const REQUEST_ID_MAX_CHARS: usize = 64;
+/// Seconds a stopping server gives in-flight requests.
+pub const SHUTDOWN_TIMEOUT_SECONDS: u64 = 10;
+
+fn acceptable_request_id(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= REQUEST_ID_MAX_CHARS
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span =
+        tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.path());
+    let started = Instant::now();
+    let mut response = next.call(req).instrument(span.clone()).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
+    span.in_scope(|| tracing::info!(status, elapsed_ms, "request"));
+    Ok(response)
+}
+
+async fn route_not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such route; see /api/v1/openapi.json",
+    ))
+}
+
+fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::validation(vec![FieldError::new(
+        "query",
+        "invalid_query",
+        err.to_string(),
+    )])
+    .into()
+}
+
+fn path_error(err: actix_web::error::PathError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", err.to_string()).into()
+}
+
+/// The routes under `/api/v1`.
+pub fn api_v1(cfg: &mut web::ServiceConfig) {
+    cfg.service(routes::auth::register)
+        .service(routes::auth::login)
+        .service(routes::auth::refresh)
+        .service(routes::auth::logout)
+        .service(routes::me::me)
+        .service(routes::audit::global_log)
+        .service(routes::audit::stream_events);
+}
+
+/// Builds the server on an already bound listener (port 0 in tests).
+pub fn server(
+    state: web::Data<AppState>,
+    tokens: web::Data<Tokens>,
+    listener: TcpListener,
+    workers: usize,
+) -> std::io::Result<Server> {
+    let openapi = ApiDoc::openapi();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(request_id))
+            .app_data(state.clone())
+            .app_data(tokens.clone())
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .service(routes::health::live)
+            .service(routes::health::ready)
+            // Before the /api/v1 scope, which would otherwise claim /api/v1/openapi.json.
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
+            .service(web::scope("/api/v1").configure(api_v1))
+            .default_service(web::to(route_not_found))
+    })
+    .workers(workers.max(1))
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECONDS)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

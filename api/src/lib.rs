@@ -1,0 +1,21 @@
+//! `stratus-api`: the HTTP API and the composition root of Stratus, with the `stratus` binary.
+//!
+//! The only crate that knows actix-web. Handlers are thin: extract → authorise → build the command
+//! → execute with metadata → map the result ([`error`] holds the one mapping table). Configuration
+//! is read once ([`settings`]); the process is assembled in [`lifecycle`]; the command line lives
+//! in [`cli`]. Start reading at [`http::server`] for the route table.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod cluster;
+pub mod database;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod lifecycle;
+pub mod openapi;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,408 @@
+//! `/auth`: register, login, refresh, logout.
+
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpResponse};
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use stratus_commands::register_account::{self, RegisterError, Registration};
+use stratus_commands::sessions::{self, NewSession, RefreshOutcome, Rotation};
+use stratus_commands::{detached, CommandError};
+use stratus_domain::account::AccountError;
+use stratus_domain::{
+    check_password_strength, AccountId, Email, PersonName, Phone, Role, SessionId,
+};
+use stratus_projections::accounts;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{new_refresh_token, refresh_token_hash, refresh_token_session, Tokens};
+use crate::error::{command_error, ApiError, FieldError};
+use crate::extract::{Caller, Json, RequestContext};
+use crate::state::{AppState, Consistency};
+
+/// The projections whose tables these routes read after a command.
+const READS: &[&str] = &[accounts::NAME];
+/// Passwords longer than this are refused before hashing (argon2 cost grows with input).
+const PASSWORD_MAX_BYTES: usize = 1024;
+
+/// `POST /auth/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The new account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    pub account_id: Uuid,
+}
+
+struct ValidRegistration {
+    name: PersonName,
+    email: Email,
+    phone: Option<Phone>,
+    password: String,
+}
+
+fn validate_registration(body: RegisterRequest) -> Result<ValidRegistration, ApiError> {
+    let mut errors = Vec::new();
+    let name = match body.name.as_deref().map(PersonName::parse) {
+        None => {
+            errors.push(FieldError::required("name"));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(FieldError::from_value("name", &e));
+            None
+        }
+        Some(Ok(v)) => Some(v),
+    };
+    let email = match body.email.as_deref().map(Email::parse) {
+        None => {
+            errors.push(FieldError::required("email"));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(FieldError::from_value("email", &e));
+            None
+        }
+        Some(Ok(v)) => Some(v),
+    };
+    let phone = match body
+        .phone
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(Phone::parse)
+    {
+        None => None,
+        Some(Err(e)) => {
+            errors.push(FieldError::from_value("phone", &e));
+            None
+        }
+        Some(Ok(v)) => Some(v),
+    };
+    match body.password.as_deref() {
+        None => errors.push(FieldError::required("password")),
+        Some(p) if p.len() > PASSWORD_MAX_BYTES => errors.push(FieldError::new(
+            "password",
+            "password_too_long",
+            format!("at most {PASSWORD_MAX_BYTES} bytes"),
+        )),
+        Some(p) => {
+            if let Err(e) = check_password_strength(p, email.as_ref()) {
+                errors.push(FieldError::from_value("password", &e));
+            }
+        }
+    }
+    match (name, email, body.password, errors.is_empty()) {
+        (Some(name), Some(email), Some(password), true) => Ok(ValidRegistration {
+            name,
+            email,
+            phone,
+            password,
+        }),
+        _ => Err(ApiError::validation(errors)),
+    }
+}
+
+/// Registers a customer account.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "identity", request_body = RegisterRequest,
+    responses((status = 201, body = RegisterResponse), (status = 409, description = "email_taken", body = crate::error::Problem),
+              (status = 422, description = "validation_failed", body = crate::error::Problem)))]
+#[post("/auth/register")]
+pub async fn register(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    body: Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let valid = validate_registration(body.0)?;
+    let password_hash = state
+        .passwords
+        .hash(valid.password)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let account_id = AccountId::from_uuid(Uuid::now_v7());
+    let registration = Registration {
+        account_id,
+        name: valid.name,
+        email: valid.email,
+        phone: valid.phone,
+        password_hash,
+        roles: vec![Role::Customer],
+        occurred_at: Utc::now(),
+    };
+    let metadata = ctx.metadata(account_id.to_string(), Some(Role::Customer));
+    let worker = state.clone();
+    let appended = detached(async move {
+        register_account::register(&worker.accounts, &worker.pool, registration, &metadata).await
+    })
+    .await?
+    .map_err(|e| match e {
+        RegisterError::EmailTaken => ApiError::new(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "an account with this email already exists",
+        ),
+        RegisterError::Command(e) => command_error(e),
+    })?;
+    let consistency = state.read_your_writes(appended.position, READS).await?;
+    let response = HttpResponse::Created().json(RegisterResponse {
+        account_id: account_id.as_uuid(),
+    });
+    Ok(consistency.mark(response))
+}
+
+/// `POST /auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub password: Option<String>,
+    /// Required once two-factor authentication is enabled (a later issue).
+    pub totp_code: Option<String>,
+}
+
+/// An access token and the refresh token that renews it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// How a login names its account.
+enum Lookup {
+    Email(Email),
+    Phone(Phone),
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "the email or password is wrong")
+}
+
+fn roles_of(names: &[String]) -> Vec<Role> {
+    names.iter().filter_map(|n| n.parse().ok()).collect()
+}
+
+fn token_pair(
+    tokens: &Tokens,
+    account_id: AccountId,
+    session_id: SessionId,
+    roles: Vec<Role>,
+    refresh_token: String,
+) -> Result<TokenPair, ApiError> {
+    let access_token = tokens
+        .issue(account_id, session_id, roles, Utc::now())
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(TokenPair {
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: tokens.access_ttl_seconds(),
+    })
+}
+
+/// Starts a session with a password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "identity", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = crate::error::Problem),
+              (status = 403, description = "account_suspended", body = crate::error::Problem)))]
+#[post("/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    tokens: web::Data<Tokens>,
+    ctx: RequestContext,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let mut errors = Vec::new();
+    if body.password.is_none() {
+        errors.push(FieldError::required("password"));
+    }
+    let lookup = match (body.email.as_deref(), body.phone.as_deref()) {
+        (Some(email), None) => match Email::parse(email) {
+            Ok(email) => Some(Lookup::Email(email)),
+            Err(e) => {
+                errors.push(FieldError::from_value("email", &e));
+                None
+            }
+        },
+        (None, Some(phone)) => match Phone::parse(phone) {
+            Ok(phone) => Some(Lookup::Phone(phone)),
+            Err(e) => {
+                errors.push(FieldError::from_value("phone", &e));
+                None
+            }
+        },
+        (None, None) => {
+            errors.push(FieldError::new("email", "required", "send email or phone"));
+            None
+        }
+        (Some(_), Some(_)) => {
+            errors.push(FieldError::new(
+                "phone",
+                "ambiguous",
+                "send email or phone, not both",
+            ));
+            None
+        }
+    };
+    let (Some(lookup), Some(password), true) = (lookup, body.password, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    if password.len() > PASSWORD_MAX_BYTES {
+        return Err(invalid_credentials());
+    }
+    let found = match &lookup {
+        Lookup::Email(email) => accounts::credentials_by_email(&state.pool, email.as_str()).await?,
+        Lookup::Phone(phone) => accounts::credentials_by_phone(&state.pool, phone.as_str()).await?,
+    };
+    let Some(credentials) = found else {
+        state
+            .passwords
+            .verify_decoy(password)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        return Err(invalid_credentials());
+    };
+    let matches = state
+        .passwords
+        .verify(password, credentials.password_hash.clone())
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    if !matches {
+        return Err(invalid_credentials());
+    }
+    if credentials.status != accounts::STATUS_ACTIVE {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_suspended",
+            "this account is suspended",
+        ));
+    }
+    let account_id = AccountId::from_uuid(credentials.account_id);
+    let session_id = SessionId::from_uuid(Uuid::now_v7());
+    let (refresh_token, refresh_hash) = new_refresh_token(session_id);
+    let now = Utc::now();
+    let session = NewSession {
+        account_id,
+        session_id,
+        refresh_token_hash: refresh_hash,
+        expires_at: now + Duration::seconds(state.settings.refresh_token_ttl_seconds),
+        client_ip: ctx.client_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        occurred_at: now,
+    };
+    let roles = roles_of(&credentials.roles);
+    let metadata = ctx.metadata(account_id.to_string(), roles.iter().max().copied());
+    let worker = state.clone();
+    let appended =
+        detached(async move { sessions::start(&worker.accounts, session, &metadata).await })
+            .await?
+            .map_err(command_error)?;
+    let consistency = state.read_your_writes(appended.position, READS).await?;
+    let pair = token_pair(&tokens, account_id, session_id, roles, refresh_token)?;
+    Ok(consistency.mark(HttpResponse::Ok().json(pair)))
+}
+
+/// `POST /auth/refresh`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: Option<String>,
+}
+
+/// Exchanges a refresh token for a new pair; the presented token dies. Presenting a token that
+/// was already exchanged revokes the whole session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "identity", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_refresh_token, refresh_token_reused, session_ended, session_expired", body = crate::error::Problem)))]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    tokens: web::Data<Tokens>,
+    ctx: RequestContext,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(presented) = body.0.refresh_token else {
+        return Err(ApiError::validation(vec![FieldError::required(
+            "refresh_token",
+        )]));
+    };
+    let invalid =
+        || ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid");
+    let session_id = refresh_token_session(&presented).ok_or_else(invalid)?;
+    let session = accounts::get_session(&state.pool, session_id.as_uuid())
+        .await?
+        .ok_or_else(invalid)?;
+    let account_id = AccountId::from_uuid(session.account_id);
+    let (new_token, new_hash) = new_refresh_token(session_id);
+    let now = Utc::now();
+    let rotation = Rotation {
+        account_id,
+        session_id,
+        presented_token_hash: refresh_token_hash(&presented),
+        new_token_hash: new_hash,
+        expires_at: now + Duration::seconds(state.settings.refresh_token_ttl_seconds),
+        occurred_at: now,
+    };
+    let metadata = ctx.metadata(account_id.to_string(), None);
+    let worker = state.clone();
+    let outcome =
+        detached(async move { sessions::refresh(&worker.accounts, rotation, &metadata).await })
+            .await?
+            .map_err(command_error)?;
+    match outcome {
+        RefreshOutcome::Rotated(appended) => {
+            let consistency = state.read_your_writes(appended.position, READS).await?;
+            let account = accounts::get_account(&state.pool, account_id.as_uuid())
+                .await?
+                .ok_or_else(invalid)?;
+            let pair = token_pair(
+                &tokens,
+                account_id,
+                session_id,
+                roles_of(&account.roles),
+                new_token,
+            )?;
+            Ok(consistency.mark(HttpResponse::Ok().json(pair)))
+        }
+        RefreshOutcome::ReuseDetected(appended) => {
+            state.read_your_writes(appended.position, READS).await?;
+            tracing::warn!(%session_id, "refresh token reuse: session revoked");
+            Err(ApiError::unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used; the session has been revoked",
+            ))
+        }
+    }
+}
+
+/// Ends the caller's session. Ending a session that has already ended is not an error.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::Problem)))]
+#[post("/auth/logout")]
+pub async fn logout(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let metadata = caller.metadata();
+    let worker = state.clone();
+    let (account_id, session_id) = (caller.account_id, caller.session_id);
+    let result = detached(async move {
+        sessions::end(
+            &worker.accounts,
+            account_id,
+            session_id,
+            Utc::now(),
+            &metadata,
+        )
+        .await
+    })
+    .await?;
+    let consistency = match result {
+        Ok(appended) => state.read_your_writes(appended.position, READS).await?,
+        Err(CommandError::Refused(AccountError::SessionNotActive)) => Consistency::CaughtUp,
+        Err(e) => return Err(command_error(e)),
+    };
+    Ok(consistency.mark(HttpResponse::NoContent().finish()))
+}

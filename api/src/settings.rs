@@ -1,0 +1,363 @@
+//! One typed configuration, loaded once: defaults, then an optional TOML file, then environment.
+//!
+//! This is the only module that reads environment variables. The names of DESIGN.md section 8 are
+//! fixed because operators and scripts rely on them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A value that must never be printed: Debug and Display show `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call it only where the value is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines, for development.
+    Pretty,
+    /// One JSON object per line, for production log shipping.
+    Json,
+}
+
+/// Every setting of a Stratus process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DATABASE_URL`: an existing PostgreSQL server; unset means the private cluster.
+    pub database_url: Option<Secret>,
+    /// `STRATUS_DATA_DIR`: the private cluster, generated secrets and local mail live here.
+    pub data_dir: PathBuf,
+    /// `STRATUS_HOST`, `STRATUS_PORT`: where the API listens.
+    pub host: String,
+    pub port: u16,
+    /// `STRATUS_ADMIN_EMAIL`, `STRATUS_ADMIN_PASSWORD`: the first admin, created once.
+    pub admin_email: String,
+    pub admin_password: Option<Secret>,
+    /// `STRATUS_JWT_SECRET`: HMAC key of access tokens; generated into the data dir when unset.
+    pub jwt_secret: Option<Secret>,
+    /// `STRATUS_LOG`: a tracing filter such as `info` or `stratus=debug,sqlx=warn`.
+    pub log: String,
+    /// `STRATUS_LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// `STRATUS_ACCESS_TOKEN_TTL_SECONDS`: lifetime of an access token.
+    pub access_token_ttl_seconds: i64,
+    /// `STRATUS_REFRESH_TOKEN_TTL_SECONDS`: how long a session lives without being refreshed.
+    pub refresh_token_ttl_seconds: i64,
+    /// `STRATUS_DB_MAX_CONNECTIONS`: size of the connection pool.
+    pub db_max_connections: u32,
+}
+
+/// Default lifetime of an access token: short, because a stolen one cannot be recalled.
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECONDS: i64 = 15 * 60;
+/// Default lifetime of a session between refreshes.
+pub const DEFAULT_REFRESH_TOKEN_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
+/// Default pool size: enough for 2 cores serving many concurrent requests, well under the private
+/// cluster's `max_connections` of 200 so that tests and tools fit beside it.
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 32;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            data_dir: PathBuf::from(".stratus"),
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            admin_email: "admin@stratus.local".to_owned(),
+            admin_password: None,
+            jwt_secret: None,
+            log: "info".to_owned(),
+            log_format: LogFormat::Pretty,
+            access_token_ttl_seconds: DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
+            refresh_token_ttl_seconds: DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
+            db_max_connections: DEFAULT_DB_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// The optional file layer: same names as the fields, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLayer {
+    database_url: Option<Secret>,
+    data_dir: Option<PathBuf>,
+    host: Option<String>,
+    port: Option<u16>,
+    admin_email: Option<String>,
+    admin_password: Option<Secret>,
+    jwt_secret: Option<Secret>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+    access_token_ttl_seconds: Option<i64>,
+    refresh_token_ttl_seconds: Option<i64>,
+    db_max_connections: Option<u32>,
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the settings file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the settings file {path} is not valid: {message}")]
+    FileFormat { path: PathBuf, message: String },
+    #[error("{name} is not valid: {message}")]
+    Variable { name: &'static str, message: String },
+}
+
+/// `STRATUS_CONFIG` names the TOML file; without it `stratus.toml` in the working directory is
+/// read when it exists.
+pub const CONFIG_FILE_VARIABLE: &str = "STRATUS_CONFIG";
+const DEFAULT_CONFIG_FILE: &str = "stratus.toml";
+
+impl Settings {
+    /// Loads the settings of this process from its environment and optional file.
+    pub fn load() -> Result<Self, SettingsError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let file = match env.get(CONFIG_FILE_VARIABLE) {
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        Self::from_sources(file.as_deref(), &env)
+    }
+
+    /// Layers defaults, the file (when given) and the variables in `env`.
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let mut s = Settings::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::File {
+                path: path.to_owned(),
+                source,
+            })?;
+            let layer: FileLayer =
+                toml::from_str(&text).map_err(|e| SettingsError::FileFormat {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?;
+            s.apply_file(layer);
+        }
+        s.apply_env(env)?;
+        s.check()?;
+        Ok(s)
+    }
+
+    fn apply_file(&mut self, f: FileLayer) {
+        if f.database_url.is_some() {
+            self.database_url = f.database_url;
+        }
+        if let Some(v) = f.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = f.host {
+            self.host = v;
+        }
+        if let Some(v) = f.port {
+            self.port = v;
+        }
+        if let Some(v) = f.admin_email {
+            self.admin_email = v;
+        }
+        if f.admin_password.is_some() {
+            self.admin_password = f.admin_password;
+        }
+        if f.jwt_secret.is_some() {
+            self.jwt_secret = f.jwt_secret;
+        }
+        if let Some(v) = f.log {
+            self.log = v;
+        }
+        if let Some(v) = f.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = f.access_token_ttl_seconds {
+            self.access_token_ttl_seconds = v;
+        }
+        if let Some(v) = f.refresh_token_ttl_seconds {
+            self.refresh_token_ttl_seconds = v;
+        }
+        if let Some(v) = f.db_max_connections {
+            self.db_max_connections = v;
+        }
+    }
+
+    fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), SettingsError> {
+        let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = Some(Secret::new(v));
+        }
+        if let Some(v) = get("STRATUS_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("STRATUS_HOST") {
+            self.host = v;
+        }
+        if let Some(v) = get("STRATUS_PORT") {
+            self.port = parse("STRATUS_PORT", &v)?;
+        }
+        if let Some(v) = get("STRATUS_ADMIN_EMAIL") {
+            self.admin_email = v;
+        }
+        if let Some(v) = get("STRATUS_ADMIN_PASSWORD") {
+            self.admin_password = Some(Secret::new(v));
+        }
+        if let Some(v) = get("STRATUS_JWT_SECRET") {
+            self.jwt_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = get("STRATUS_LOG") {
+            self.log = v;
+        }
+        if let Some(v) = get("STRATUS_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(SettingsError::Variable {
+                        name: "STRATUS_LOG_FORMAT",
+                        message: "expected `pretty` or `json`".to_owned(),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("STRATUS_ACCESS_TOKEN_TTL_SECONDS") {
+            self.access_token_ttl_seconds = parse("STRATUS_ACCESS_TOKEN_TTL_SECONDS", &v)?;
+        }
+        if let Some(v) = get("STRATUS_REFRESH_TOKEN_TTL_SECONDS") {
+            self.refresh_token_ttl_seconds = parse("STRATUS_REFRESH_TOKEN_TTL_SECONDS", &v)?;
+        }
+        if let Some(v) = get("STRATUS_DB_MAX_CONNECTIONS") {
+            self.db_max_connections = parse("STRATUS_DB_MAX_CONNECTIONS", &v)?;
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        if self.access_token_ttl_seconds <= 0 {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_ACCESS_TOKEN_TTL_SECONDS",
+                message: "must be positive".to_owned(),
+            });
+        }
+        if self.refresh_token_ttl_seconds <= 0 {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_REFRESH_TOKEN_TTL_SECONDS",
+                message: "must be positive".to_owned(),
+            });
+        }
+        if self.db_max_connections == 0 {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_DB_MAX_CONNECTIONS",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        if let Some(secret) = &self.jwt_secret {
+            if secret.expose().len() < MIN_JWT_SECRET_BYTES {
+                return Err(SettingsError::Variable {
+                    name: "STRATUS_JWT_SECRET",
+                    message: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// HS256 keys shorter than the hash output weaken it (RFC 7518 section 3.2).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, SettingsError>
+where
+    T::Err: fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| SettingsError::Variable {
+        name,
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn with_nothing_set_the_documented_defaults_apply() {
+        let s = Settings::from_sources(None, &HashMap::new()).unwrap();
+        assert!(s.database_url.is_none());
+        assert_eq!(s.data_dir, PathBuf::from(".stratus"));
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8080));
+        assert_eq!(s.log, "info");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("stratus-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("stratus.toml");
+        std::fs::write(&file, "port = 9000\nhost = \"0.0.0.0\"\nlog = \"debug\"\n").unwrap();
+        let s = Settings::from_sources(Some(&file), &env(&[("STRATUS_PORT", "9100")])).unwrap();
+        assert_eq!(s.port, 9100);
+        assert_eq!(s.host, "0.0.0.0");
+        assert_eq!(s.log, "debug");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable() {
+        let err = Settings::from_sources(None, &env(&[("STRATUS_PORT", "eighty")])).unwrap_err();
+        assert!(err.to_string().contains("STRATUS_PORT"));
+        let err =
+            Settings::from_sources(None, &env(&[("STRATUS_JWT_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().contains("STRATUS_JWT_SECRET"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("DATABASE_URL", "postgres://u:hunter2@h/db"),
+                ("STRATUS_ADMIN_PASSWORD", "hunter2hunter2"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

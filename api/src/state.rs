@@ -1,0 +1,81 @@
+//! What every handler can reach: the pool, the command stores, the feed, and the password pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use stratus_commands::AggregateStore;
+use stratus_domain::account::Account;
+use stratus_projections::{Feed, FeedPosition};
+
+use crate::auth::Passwords;
+use crate::error::ApiError;
+use crate::settings::Settings;
+
+/// How long a command endpoint waits for the projections it reads to catch up with its own
+/// events before it answers anyway (DESIGN.md section 4).
+pub const READ_YOUR_WRITES_TIMEOUT_MS: u64 = 2_000;
+/// Response header set when a command answered before its projections caught up.
+pub const CONSISTENCY_HEADER: &str = "stratus-consistency";
+
+/// Shared application state.
+pub struct AppState {
+    pub pool: PgPool,
+    pub accounts: AggregateStore<Account>,
+    pub feed: Arc<Feed>,
+    pub passwords: Passwords,
+    pub settings: Arc<Settings>,
+}
+
+/// Whether the read models had caught up when a command answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    CaughtUp,
+    Pending,
+}
+
+impl Consistency {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Self::CaughtUp => "caught-up",
+            Self::Pending => "pending",
+        }
+    }
+
+    /// Sets the consistency header on a command's response.
+    pub fn mark(self, mut response: actix_web::HttpResponse) -> actix_web::HttpResponse {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(CONSISTENCY_HEADER),
+            actix_web::http::header::HeaderValue::from_static(self.header_value()),
+        );
+        response
+    }
+}
+
+impl AppState {
+    /// Waits (bounded) until `projections` have applied the event at `position`.
+    pub async fn read_your_writes(
+        &self,
+        position: Option<FeedPosition>,
+        projections: &[&str],
+    ) -> Result<Consistency, ApiError> {
+        let Some(position) = position else {
+            return Ok(Consistency::CaughtUp);
+        };
+        self.feed.wake();
+        let caught_up = self
+            .feed
+            .wait_for(
+                projections,
+                position,
+                Duration::from_millis(READ_YOUR_WRITES_TIMEOUT_MS),
+            )
+            .await?;
+        if caught_up {
+            Ok(Consistency::CaughtUp)
+        } else {
+            tracing::warn!(%position, "answering before the read models caught up");
+            Ok(Consistency::Pending)
+        }
+    }
+}

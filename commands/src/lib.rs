@@ -1,0 +1,20 @@
+//! `stratus-commands`: the write side.
+//!
+//! Every change enters here as a typed domain command, is decided by its aggregate through cqrs-es,
+//! and is appended to the PostgreSQL event store by postgres-es ([`aggregate_store`]). Unique values
+//! across aggregates are claimed first ([`unique_claims`]). One module per use case
+//! ([`register_account`], [`sessions`]).
+//!
+//! This crate never reads read models to make a decision that the aggregate should make, and never
+//! talks HTTP. Start reading at [`aggregate_store::AggregateStore::execute`].
+
+pub mod aggregate_store;
+pub mod detached;
+pub mod metadata;
+pub mod register_account;
+pub mod sessions;
+pub mod unique_claims;
+
+pub use aggregate_store::{AggregateStore, Appended, CommandError};
+pub use detached::detached;
+pub use metadata::CommandMetadata;

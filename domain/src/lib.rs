@@ -1,0 +1,28 @@
+//! # stratus-domain
+//!
+//! The heart of Stratus: aggregates that decide, the events they record, the commands they accept
+//! and the value types those are built from. Everything else in the workspace (`commands`,
+//! `projections`, `api`) depends on this crate; it depends on none of them.
+//!
+//! ## What this crate must never do
+//!
+//! No I/O of any kind: no database, no network, no files, no environment variables, no clock reads
+//! (`Utc::now`), no randomness (`Uuid::now_v7`, `rand`). Time, ids, hashes and anything looked up
+//! enter through commands, so every decision is a pure function of past events and one command and
+//! can be tested without a runtime.
+//!
+//! ## Where to start reading
+//!
+//! 1. [`account`]: the `Account` aggregate. [`account::AccountCommand`] lists what can be asked,
+//!    [`account::AccountEvent`] what gets recorded (a stored format: names never change), and
+//!    [`account::AccountError`] every business rule that can refuse a command.
+//! 2. [`values`]: parse-don't-validate inputs ([`Email`], [`PersonName`], [`Phone`], [`Role`]) and
+//!    the password policy. Once you hold one of these values it is valid.
+//! 3. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`]).
+
+pub mod account;
+pub mod ids;
+pub mod values;
+
+pub use ids::*;
+pub use values::*;

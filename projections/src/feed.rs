@@ -1,0 +1,524 @@
+//! The ordered feed: one runner serves every subscriber (projections and reactors).
+//!
+//! Reading order is `(transaction_id, global_position)`, and only events whose transaction id is
+//! below the oldest transaction still running (`pg_snapshot_xmin(pg_current_snapshot())`) are read.
+//! `global_position` alone is not safe: identity values are taken at insert time, so a transaction
+//! that inserts early and commits late would put an event *behind* a checkpoint that has already
+//! moved past it. A transaction id below xmin belongs to a transaction that has finished, so
+//! everything at or below the fence is final and nothing can appear behind it any more.
+//!
+//! Each subscriber applies a batch and moves its checkpoint in one transaction (exactly-once in
+//! effect). The checkpoint update is conditional on the checkpoint it started from, so a rebuild or a
+//! second runner can never be overwritten by a stale one. A session advisory lock per subscriber
+//! keeps one active runner across several `stratus` processes; the others stand by.
+//! Runners wake on `LISTEN stratus_events` (a statement-level trigger on `events`) and poll slowly
+//! as a fallback.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgListener};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, Instant};
+
+use crate::position::FeedPosition;
+use crate::stored_event::{StoredEvent, EVENT_COLUMNS};
+
+/// Events applied per transaction: large enough to amortise the commit, small enough to keep a
+/// batch's transaction short (a running transaction holds back every runner's fence).
+pub const BATCH_SIZE: i64 = 500;
+/// Fallback poll when no notification arrives (a lost NOTIFY, a listener reconnecting).
+pub const POLL_INTERVAL_MS: u64 = 1_000;
+/// First wait when committed events sit behind the fence of a transaction still running.
+pub const FENCE_RETRY_MIN_MS: u64 = 1;
+/// Longest wait between fence re-checks: keeps a long transaction from turning into a busy loop.
+pub const FENCE_RETRY_MAX_MS: u64 = 50;
+/// How often a standby runner tries to take over a subscriber whose lock another process holds.
+pub const STANDBY_RETRY_MS: u64 = 2_000;
+/// Back-off after a failed batch (a broken connection, an event the subscriber cannot decode).
+pub const ERROR_BACKOFF_MS: u64 = 1_000;
+/// While waiting for read-your-writes on a subscriber that another process runs, how often the
+/// checkpoint table is read.
+pub const REMOTE_CHECKPOINT_POLL_MS: u64 = 10;
+/// The channel the `events_notify` trigger signals.
+pub const NOTIFY_CHANNEL: &str = "stratus_events";
+
+const FENCED_BATCH: &str = "SELECT {cols} FROM events \
+     WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+       AND (transaction_id, global_position) > ($1::text::xid8, $2) \
+     ORDER BY transaction_id, global_position LIMIT $3";
+
+/// A reader of the log: a projection that writes read models, or a reactor.
+pub trait Subscriber: Send + Sync + 'static {
+    /// Stable name; the key of its checkpoint row and of `stratus projections rebuild NAME`.
+    fn name(&self) -> &'static str;
+
+    /// Applies a batch of events inside the feed's transaction; the checkpoint moves in the same
+    /// transaction. Must be deterministic: a rebuild replays the same events through it.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [StoredEvent],
+    ) -> BoxFuture<'a, Result<(), SubscriberError>>;
+
+    /// Empties what the subscriber has built, before a rebuild from position zero. Runs in the
+    /// rebuild's transaction; use `DELETE` (not `TRUNCATE`) so readers keep the old model until commit.
+    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), SubscriberError>>;
+}
+
+/// Why a subscriber could not apply a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriberError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("event {event_type} v{event_version} at {position} cannot be decoded: {message}")]
+    Decode {
+        event_type: String,
+        event_version: String,
+        position: String,
+        message: String,
+    },
+}
+
+impl SubscriberError {
+    /// The error for an event payload that does not match the subscriber's event type.
+    pub fn decode(event: &StoredEvent, err: impl std::fmt::Display) -> Self {
+        Self::Decode {
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            position: event.position.to_string(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Failures of the feed itself.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Subscriber(#[from] SubscriberError),
+    #[error("no subscriber is named {0:?}")]
+    UnknownSubscriber(String),
+    #[error("the checkpoint of {0} was moved by someone else during the batch")]
+    CheckpointMoved(&'static str),
+}
+
+struct Slot {
+    subscriber: Arc<dyn Subscriber>,
+    progress: watch::Sender<FeedPosition>,
+    active: AtomicBool,
+}
+
+/// The set of subscribers of one process, their runners, wake-ups and progress.
+pub struct Feed {
+    pool: PgPool,
+    slots: HashMap<&'static str, Slot>,
+    wake: watch::Sender<u64>,
+}
+
+impl Feed {
+    /// A feed over `pool` serving `subscribers`. Nothing runs until [`Feed::start`].
+    pub fn new(pool: PgPool, subscribers: Vec<Arc<dyn Subscriber>>) -> Arc<Self> {
+        let slots = subscribers
+            .into_iter()
+            .map(|subscriber| {
+                let (progress, _) = watch::channel(FeedPosition::START);
+                (
+                    subscriber.name(),
+                    Slot {
+                        subscriber,
+                        progress,
+                        active: AtomicBool::new(false),
+                    },
+                )
+            })
+            .collect();
+        let (wake, _) = watch::channel(0);
+        Arc::new(Self { pool, slots, wake })
+    }
+
+    /// The names of the subscribers, sorted.
+    pub fn subscriber_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.slots.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Starts the listener and one runner per subscriber; they stop when `shutdown` turns true.
+    pub fn start(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let mut handles = vec![tokio::spawn(Arc::clone(self).listen(shutdown.clone()))];
+        for name in self.subscriber_names() {
+            handles.push(tokio::spawn(
+                Arc::clone(self).run_subscriber(name, shutdown.clone()),
+            ));
+        }
+        handles
+    }
+
+    /// Wakes every runner of this process at once (called after a local append, which saves the
+    /// round trip through NOTIFY).
+    pub fn wake(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Waits until every named subscriber has applied the event at `target`, for at most `timeout`.
+    /// Returns whether they all caught up in time.
+    pub async fn wait_for(
+        &self,
+        names: &[&str],
+        target: FeedPosition,
+        timeout: Duration,
+    ) -> Result<bool, FeedError> {
+        let deadline = Instant::now() + timeout;
+        for name in names {
+            let slot = self
+                .slots
+                .get(name)
+                .ok_or_else(|| FeedError::UnknownSubscriber((*name).to_owned()))?;
+            let mut progress = slot.progress.subscribe();
+            loop {
+                if *progress.borrow_and_update() >= target {
+                    break;
+                }
+                let remote_poll = sleep(Duration::from_millis(REMOTE_CHECKPOINT_POLL_MS));
+                tokio::select! {
+                    changed = progress.changed() => {
+                        if changed.is_err() { return Ok(false); }
+                    }
+                    () = remote_poll, if !slot.active.load(Ordering::Relaxed) => {
+                        if checkpoint(&self.pool, slot.subscriber.name()).await? >= target {
+                            break;
+                        }
+                    }
+                    () = tokio::time::sleep_until(deadline) => return Ok(false),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The position of the newest event in the log, in feed order, or `START` when it is empty.
+    pub async fn head(&self) -> Result<FeedPosition, FeedError> {
+        head(&self.pool).await
+    }
+
+    /// How many events a subscriber still has to apply (counted up to `cap`).
+    pub async fn lag(&self, name: &str, cap: i64) -> Result<i64, FeedError> {
+        let at = checkpoint(&self.pool, name).await?;
+        let lag: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM events \
+             WHERE (transaction_id, global_position) > ($1::text::xid8, $2) LIMIT $3) pending",
+        )
+        .bind(at.transaction_id.to_string())
+        .bind(at.global_position)
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(lag)
+    }
+
+    /// Drops what the named subscriber has built and replays the whole log through it, in one
+    /// transaction: readers see the old read model until the new one is complete.
+    /// Returns the number of events replayed.
+    pub async fn rebuild(&self, name: &str) -> Result<u64, FeedError> {
+        let slot = self
+            .slots
+            .get(name)
+            .ok_or_else(|| FeedError::UnknownSubscriber(name.to_owned()))?;
+        let subscriber = Arc::clone(&slot.subscriber);
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        ensure_checkpoint_row(&mut tx, subscriber.name()).await?;
+        // Lock the checkpoint row first: a live runner's conditional update now waits, then fails.
+        sqlx::query("SELECT 1 FROM subscriber_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(subscriber.name())
+            .execute(&mut *tx)
+            .await?;
+        subscriber.reset(&mut tx).await?;
+        let mut at = FeedPosition::START;
+        let mut replayed: u64 = 0;
+        loop {
+            let events = read_batch(&mut tx, at).await?;
+            let Some(last) = events.last() else { break };
+            at = last.position;
+            subscriber.apply(&mut tx, &events).await?;
+            replayed = replayed.saturating_add(events.len() as u64);
+        }
+        sqlx::query(
+            "UPDATE subscriber_checkpoints SET transaction_id = $2::text::xid8, global_position = $3, \
+             updated_at = now() WHERE name = $1",
+        )
+        .bind(subscriber.name())
+        .bind(at.transaction_id.to_string())
+        .bind(at.global_position)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        slot.progress.send_replace(at);
+        self.wake();
+        Ok(replayed)
+    }
+
+    /// Applies everything currently below the fence for one subscriber, on the calling task, and
+    /// returns its checkpoint. For tools and tests; the runners do the same continuously.
+    pub async fn catch_up(&self, name: &str) -> Result<FeedPosition, FeedError> {
+        let slot = self
+            .slots
+            .get(name)
+            .ok_or_else(|| FeedError::UnknownSubscriber(name.to_owned()))?;
+        let mut conn = self.pool.acquire().await?;
+        ensure_checkpoint_row(&mut conn, slot.subscriber.name()).await?;
+        let mut at = checkpoint(&self.pool, slot.subscriber.name()).await?;
+        loop {
+            let applied = apply_batch(&mut conn, slot.subscriber.as_ref(), &mut at).await?;
+            if applied == 0 {
+                break;
+            }
+        }
+        slot.progress.send_replace(at);
+        Ok(at)
+    }
+
+    async fn listen(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let listener = async {
+                let mut listener = PgListener::connect_with(&self.pool).await?;
+                listener.listen(NOTIFY_CHANNEL).await?;
+                // Anything appended while we were not listening is picked up now.
+                self.wake();
+                loop {
+                    listener.recv().await?;
+                    self.wake();
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            tokio::select! {
+                result = listener => {
+                    if let Err(err) = result {
+                        tracing::warn!(error = %err, "event listener failed; polling until it reconnects");
+                    }
+                    tokio::select! {
+                        () = sleep(Duration::from_millis(ERROR_BACKOFF_MS)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn run_subscriber(
+        self: Arc<Self>,
+        name: &'static str,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let Some(slot) = self.slots.get(name) else {
+            return;
+        };
+        let options: PgConnectOptions = (*self.pool.connect_options()).clone();
+        while !*shutdown.borrow() {
+            let wait_ms = match self.run_while_locked(slot, &options, &mut shutdown).await {
+                Ok(RunEnd::Shutdown) => break,
+                Ok(RunEnd::LockHeldElsewhere) => STANDBY_RETRY_MS,
+                Err(err) => {
+                    tracing::error!(subscriber = name, error = %err, "subscriber failed; retrying");
+                    ERROR_BACKOFF_MS
+                }
+            };
+            slot.active.store(false, Ordering::Relaxed);
+            tokio::select! {
+                () = sleep(Duration::from_millis(wait_ms)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        slot.active.store(false, Ordering::Relaxed);
+    }
+
+    async fn run_while_locked(
+        &self,
+        slot: &Slot,
+        options: &PgConnectOptions,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<RunEnd, FeedError> {
+        let name = slot.subscriber.name();
+        // A dedicated connection: the session lock lives exactly as long as it does.
+        let mut conn = PgConnection::connect_with(options).await?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(format!("stratus.subscriber.{name}"))
+                .fetch_one(&mut conn)
+                .await?;
+        if !locked {
+            conn.close().await.ok();
+            return Ok(RunEnd::LockHeldElsewhere);
+        }
+        slot.active.store(true, Ordering::Relaxed);
+        tracing::debug!(subscriber = name, "subscriber runner active");
+        ensure_checkpoint_row(&mut conn, name).await?;
+        let mut at = read_checkpoint(&mut conn, name).await?;
+        slot.progress.send_replace(at);
+        let mut wake = self.wake.subscribe();
+        let mut fence_wait_ms = FENCE_RETRY_MIN_MS;
+        loop {
+            if *shutdown.borrow() {
+                conn.close().await.ok();
+                return Ok(RunEnd::Shutdown);
+            }
+            wake.borrow_and_update();
+            let applied = match apply_batch(&mut conn, slot.subscriber.as_ref(), &mut at).await {
+                Err(FeedError::CheckpointMoved(_)) => {
+                    at = read_checkpoint(&mut conn, name).await?;
+                    slot.progress.send_replace(at);
+                    continue;
+                }
+                other => other?,
+            };
+            if applied > 0 {
+                slot.progress.send_replace(at);
+                fence_wait_ms = FENCE_RETRY_MIN_MS;
+                continue;
+            }
+            if committed_behind_fence(&mut conn, at).await? {
+                // Committed events wait for an older transaction to finish; look again soon.
+                sleep(Duration::from_millis(fence_wait_ms)).await;
+                fence_wait_ms = (fence_wait_ms * 2).min(FENCE_RETRY_MAX_MS);
+                continue;
+            }
+            fence_wait_ms = FENCE_RETRY_MIN_MS;
+            tokio::select! {
+                _ = wake.changed() => {}
+                () = sleep(Duration::from_millis(POLL_INTERVAL_MS)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+enum RunEnd {
+    Shutdown,
+    LockHeldElsewhere,
+}
+
+/// Reads one fenced batch after `at` and applies it with the checkpoint move, in one transaction.
+async fn apply_batch(
+    conn: &mut PgConnection,
+    subscriber: &dyn Subscriber,
+    at: &mut FeedPosition,
+) -> Result<usize, FeedError> {
+    let mut tx = conn.begin().await?;
+    let events = read_batch(&mut tx, *at).await?;
+    let Some(last) = events.last() else {
+        tx.rollback().await?;
+        return Ok(0);
+    };
+    let next = last.position;
+    subscriber.apply(&mut tx, &events).await?;
+    let moved = sqlx::query(
+        "UPDATE subscriber_checkpoints SET transaction_id = $2::text::xid8, global_position = $3, updated_at = now() \
+         WHERE name = $1 AND transaction_id = $4::text::xid8 AND global_position = $5",
+    )
+    .bind(subscriber.name())
+    .bind(next.transaction_id.to_string())
+    .bind(next.global_position)
+    .bind(at.transaction_id.to_string())
+    .bind(at.global_position)
+    .execute(&mut *tx)
+    .await?;
+    if moved.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Err(FeedError::CheckpointMoved(subscriber.name()));
+    }
+    tx.commit().await?;
+    *at = next;
+    Ok(events.len())
+}
+
+async fn read_batch(
+    conn: &mut PgConnection,
+    after: FeedPosition,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = FENCED_BATCH.replace("{cols}", EVENT_COLUMNS);
+    let rows = sqlx::query(&sql)
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .bind(BATCH_SIZE)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+async fn committed_behind_fence(
+    conn: &mut PgConnection,
+    after: FeedPosition,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
+    )
+    .bind(after.transaction_id.to_string())
+    .bind(after.global_position)
+    .fetch_one(conn)
+    .await
+}
+
+async fn ensure_checkpoint_row(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO subscriber_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn read_checkpoint(conn: &mut PgConnection, name: &str) -> Result<FeedPosition, FeedError> {
+    let row = sqlx::query(
+        "SELECT transaction_id::text AS transaction_id, global_position FROM subscriber_checkpoints WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await?;
+    position_of(row)
+}
+
+fn position_of(row: Option<sqlx::postgres::PgRow>) -> Result<FeedPosition, FeedError> {
+    let Some(row) = row else {
+        return Ok(FeedPosition::START);
+    };
+    let tx: String = row.try_get("transaction_id")?;
+    let pos: i64 = row.try_get("global_position")?;
+    FeedPosition::from_db(&tx, pos)
+        .map_err(|e| FeedError::Database(sqlx::Error::Decode(Box::new(e))))
+}
+
+/// The checkpoint of a subscriber as stored (`START` if it has never run).
+pub async fn checkpoint(pool: &PgPool, name: &str) -> Result<FeedPosition, FeedError> {
+    let row = sqlx::query(
+        "SELECT transaction_id::text AS transaction_id, global_position FROM subscriber_checkpoints WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    position_of(row)
+}
+
+/// The feed position of the newest event in the log.
+pub async fn head(pool: &PgPool) -> Result<FeedPosition, FeedError> {
+    let row = sqlx::query(
+        "SELECT transaction_id::text AS transaction_id, global_position FROM events \
+         ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    position_of(row)
+}

@@ -1,0 +1,343 @@
+//! `stratus-tests`: the harness of the black-box tests.
+//!
+//! One throwaway PostgreSQL cluster per test process (started on first use from the machine's
+//! PostgreSQL binaries, removed by its watchdog when the process ends), a template database migrated
+//! once, and a fresh database per test cloned from it. [`TestApp`] runs the real application on a
+//! random port and talks to it over real HTTP.
+//!
+//! Set `STRATUS_TEST_LOG=debug` (any tracing filter) to see the application's logs in a test run.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection, PgPool};
+use stratus_api::cluster::{ephemeral_dir, ClusterOptions, PrivateCluster};
+use stratus_api::lifecycle::{self, Running};
+use stratus_api::settings::{Secret, Settings};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// The migrated database every test database is cloned from.
+pub const TEMPLATE_DATABASE: &str = "stratus_template";
+/// The JWT key of test apps (tests forge tokens with it and with others).
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+/// The admin every test app can log in as.
+pub const ADMIN_EMAIL: &str = "admin@stratus.test";
+pub const ADMIN_PASSWORD: &str = "operator passphrase for tests";
+/// Pool size of a test app: small, since one cluster serves every test of the process at once.
+pub const TEST_POOL_CONNECTIONS: u32 = 8;
+/// HTTP workers of a test app.
+pub const TEST_WORKERS: usize = 2;
+
+struct Shared {
+    cluster: PrivateCluster,
+}
+
+static SHARED: OnceCell<Result<Shared, String>> = OnceCell::const_new();
+
+async fn shared() -> &'static Shared {
+    let result = SHARED
+        .get_or_init(|| async {
+            let dir = ephemeral_dir().map_err(|e| e.to_string())?;
+            let cluster = tokio::task::spawn_blocking(move || {
+                PrivateCluster::start(ClusterOptions {
+                    data_dir: dir,
+                    ephemeral: true,
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            let mut admin = PgConnection::connect(&cluster.url("postgres"))
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query(&format!("CREATE DATABASE {TEMPLATE_DATABASE}"))
+                .execute(&mut admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            admin.close().await.map_err(|e| e.to_string())?;
+            let mut template = PgConnection::connect(&cluster.url(TEMPLATE_DATABASE))
+                .await
+                .map_err(|e| e.to_string())?;
+            stratus_projections::MIGRATOR
+                .run(&mut template)
+                .await
+                .map_err(|e| e.to_string())?;
+            template.close().await.map_err(|e| e.to_string())?;
+            Ok(Shared { cluster })
+        })
+        .await;
+    match result {
+        Ok(shared) => shared,
+        Err(e) => panic!("the test PostgreSQL cluster could not start: {e}"),
+    }
+}
+
+/// A fresh, migrated database of its own for one test.
+pub async fn fresh_database_url() -> String {
+    let shared = shared().await;
+    let name = format!("test_{}", Uuid::now_v7().simple());
+    let mut admin = PgConnection::connect(&shared.cluster.url("postgres"))
+        .await
+        .unwrap_or_else(|e| panic!("connect to the test cluster: {e}"));
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} TEMPLATE {TEMPLATE_DATABASE}"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap_or_else(|e| panic!("create the test database: {e}"));
+    let _ = admin.close().await;
+    shared.cluster.url(&name)
+}
+
+/// A pool on a fresh test database.
+pub async fn fresh_pool() -> PgPool {
+    let url = fresh_database_url().await;
+    stratus_api::database::connect(&Secret::new(url), TEST_POOL_CONNECTIONS)
+        .await
+        .unwrap_or_else(|e| panic!("pool on the test database: {e}"))
+}
+
+/// Settings of a test app.
+pub fn test_settings(database_url: &str) -> Settings {
+    let log = std::env::var("STRATUS_TEST_LOG").unwrap_or_else(|_| "off".to_owned());
+    Settings {
+        database_url: Some(Secret::new(database_url)),
+        data_dir: std::env::temp_dir().join("stratus-test-data"),
+        admin_email: ADMIN_EMAIL.to_owned(),
+        admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+        jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
+        log,
+        db_max_connections: TEST_POOL_CONNECTIONS,
+        ..Settings::default()
+    }
+}
+
+/// The real application on a random port, over a fresh database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub root: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+    pub running: Option<Running>,
+}
+
+/// A response with its status, headers and JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `content-type` header.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem+json error with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.content_type(),
+            "application/problem+json",
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+    }
+
+    /// The field names of a validation problem.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    /// Starts the app on a fresh database with the test admin.
+    pub async fn spawn() -> TestApp {
+        let url = fresh_database_url().await;
+        Self::spawn_on(&url).await
+    }
+
+    /// Starts the app on an existing database (a second process on the same log).
+    pub async fn spawn_on(url: &str) -> TestApp {
+        let settings = test_settings(url);
+        stratus_api::telemetry::init(&settings);
+        let pool = stratus_api::database::connect(&Secret::new(url), TEST_POOL_CONNECTIONS)
+            .await
+            .unwrap_or_else(|e| panic!("pool: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let running = lifecycle::start(
+            Arc::new(settings),
+            pool.clone(),
+            TEST_JWT_SECRET.as_bytes(),
+            listener,
+            TEST_WORKERS,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+        stratus_api::bootstrap::ensure_admin(&running.state)
+            .await
+            .unwrap_or_else(|e| panic!("admin: {e}"));
+        TestApp {
+            root: format!("http://{}", running.local_addr),
+            pool,
+            client: reqwest::Client::new(),
+            running: Some(running),
+        }
+    }
+
+    /// The address of an `/api/v1` path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{}", self.root, path)
+    }
+
+    async fn reply(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// POSTs JSON to an `/api/v1` path, with a bearer token when given.
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        Self::reply(response).await
+    }
+
+    /// GETs an `/api/v1` path, with a bearer token when given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        Self::reply(response).await
+    }
+
+    /// Sends any prepared request.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        Self::reply(response).await
+    }
+
+    /// Registers an account and returns its id.
+    pub async fn register(&self, name: &str, email: &str, password: &str) -> String {
+        let reply = self
+            .post(
+                "/auth/register",
+                &json!({"name": name, "email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "register: {}",
+            reply.body
+        );
+        reply.body["account_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no account_id in {}", reply.body))
+            .to_owned()
+    }
+
+    /// Logs in and returns the token pair body.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let reply = self
+            .post(
+                "/auth/login",
+                &json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "login: {}", reply.body);
+        reply.body
+    }
+
+    /// Registers a customer with a unique email and returns (email, access token, refresh token).
+    pub async fn customer(&self) -> Customer {
+        let email = format!("c{}@example.com", Uuid::now_v7().simple());
+        let password = "correct horse battery staple".to_owned();
+        let account_id = self.register("Test Customer", &email, &password).await;
+        let tokens = self.login(&email, &password).await;
+        Customer {
+            account_id,
+            email,
+            password,
+            access_token: tokens["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            refresh_token: tokens["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    /// An access token of the test admin.
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Rows of a query as JSON objects (for assertions on tables).
+    pub async fn rows(&self, sql: &str) -> Vec<HashMap<String, Value>> {
+        let rows: Vec<(Value,)> = sqlx::query_as(&format!("SELECT to_jsonb(t) FROM ({sql}) t"))
+            .fetch_all(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter()
+            .map(|(v,)| serde_json::from_value(v).unwrap_or_default())
+            .collect()
+    }
+}
+
+/// A registered, logged-in customer.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub account_id: String,
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}

@@ -1,0 +1,233 @@
+//! The ordered feed: fencing, atomic checkpoints, one active runner, rebuilds, append-only log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::{PgConnection, PgPool};
+use stratus_projections::feed::checkpoint;
+use stratus_projections::{Feed, FeedPosition, StoredEvent, Subscriber, SubscriberError};
+use stratus_tests::{fresh_pool, TestApp};
+use tokio::sync::watch;
+
+/// Records every event it applies into `recorded`; the primary key makes a double application fail.
+struct Recorder;
+
+impl Subscriber for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [StoredEvent],
+    ) -> BoxFuture<'a, Result<(), SubscriberError>> {
+        Box::pin(async move {
+            for event in events {
+                if event.event_type == "Poison" {
+                    return Err(SubscriberError::decode(event, "poison"));
+                }
+                sqlx::query("INSERT INTO recorded (global_position, aggregate_id) VALUES ($1, $2)")
+                    .bind(event.position.global_position)
+                    .bind(&event.aggregate_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), SubscriberError>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM recorded")
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+async fn recorder_pool() -> PgPool {
+    let pool = fresh_pool().await;
+    sqlx::query("CREATE TABLE recorded (global_position bigint PRIMARY KEY, aggregate_id text NOT NULL, applied bigserial)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+     VALUES ('test', $1, 1, $2, '1', '{}', '{}')";
+
+async fn append(conn: &mut PgConnection, id: &str, event_type: &str) {
+    sqlx::query(INSERT_EVENT)
+        .bind(id)
+        .bind(event_type)
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+async fn recorded(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT aggregate_id FROM recorded ORDER BY applied")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Other tests share the cluster; their transactions can hold the fence back for a moment.
+async fn until_recorded(feed: &Feed, pool: &PgPool, count: usize) -> Vec<String> {
+    for _ in 0..200 {
+        feed.catch_up("recorder").await.unwrap();
+        let seen = recorded(pool).await;
+        if seen.len() >= count {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    recorded(pool).await
+}
+
+#[tokio::test]
+async fn an_event_from_a_transaction_that_commits_late_is_not_skipped() {
+    let pool = recorder_pool().await;
+    let feed = Feed::new(pool.clone(), vec![Arc::new(Recorder)]);
+    let mut slow = pool.begin().await.unwrap();
+    append(&mut slow, "slow", "Tested").await; // lower global position, still uncommitted
+    let mut conn = pool.acquire().await.unwrap();
+    append(&mut conn, "fast", "Tested").await; // higher position, committed first
+
+    feed.catch_up("recorder").await.unwrap();
+    assert!(
+        recorded(&pool).await.is_empty(),
+        "the fast event must wait behind the fence"
+    );
+
+    slow.commit().await.unwrap();
+    let seen = until_recorded(&feed, &pool, 2).await;
+
+    assert_eq!(seen, vec!["slow", "fast"]);
+}
+
+#[tokio::test]
+async fn a_failing_batch_moves_neither_the_read_model_nor_the_checkpoint() {
+    let pool = recorder_pool().await;
+    let feed = Feed::new(pool.clone(), vec![Arc::new(Recorder)]);
+    let mut conn = pool.acquire().await.unwrap();
+    append(&mut conn, "good", "Tested").await;
+    append(&mut conn, "bad", "Poison").await;
+
+    let mut failed = false;
+    for _ in 0..100 {
+        if feed.catch_up("recorder").await.is_err() {
+            failed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert!(failed, "the poison event must fail the batch");
+    assert!(recorded(&pool).await.is_empty());
+    assert_eq!(
+        checkpoint(&pool, "recorder").await.unwrap(),
+        FeedPosition::START
+    );
+}
+
+#[tokio::test]
+async fn two_processes_apply_every_event_exactly_once_with_one_active_runner() {
+    let pool = recorder_pool().await;
+    let first = Feed::new(pool.clone(), vec![Arc::new(Recorder)]);
+    let second = Feed::new(pool.clone(), vec![Arc::new(Recorder)]);
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = first.start(stopped.clone());
+    tasks.extend(second.start(stopped));
+
+    let writers = (0..40).map(|i| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            append(&mut conn, &format!("e{i}"), "Tested").await;
+        })
+    });
+    futures::future::join_all(writers).await;
+    let head = first.head().await.unwrap();
+    let caught_up = first
+        .wait_for(&["recorder"], head, Duration::from_secs(15))
+        .await
+        .unwrap();
+    let holders: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    stop.send(true).unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    assert!(caught_up);
+    assert_eq!(recorded(&pool).await.len(), 40);
+    assert_eq!(holders, 1, "exactly one runner holds the subscriber's lock");
+}
+
+#[tokio::test]
+async fn rebuilding_the_accounts_projection_reproduces_the_live_read_model() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer().await;
+    app.post(
+        "/auth/refresh",
+        &serde_json::json!({"refresh_token": customer.refresh_token}),
+        None,
+    )
+    .await;
+    app.post(
+        "/auth/refresh",
+        &serde_json::json!({"refresh_token": customer.refresh_token}),
+        None,
+    )
+    .await; // reuse: revokes
+    let other = app.customer().await;
+    app.post(
+        "/auth/logout",
+        &serde_json::json!({}),
+        Some(&other.access_token),
+    )
+    .await;
+    let accounts_sql = "SELECT * FROM accounts ORDER BY account_id";
+    let sessions_sql = "SELECT * FROM account_sessions ORDER BY session_id";
+    let (live_accounts, live_sessions) =
+        (app.rows(accounts_sql).await, app.rows(sessions_sql).await);
+
+    let state = &app.running.as_ref().unwrap().state;
+    let replayed = state.feed.rebuild("accounts").await.unwrap();
+
+    assert_eq!(replayed, 8, "admin 1, first customer 4, second customer 3");
+    assert_eq!(app.rows(accounts_sql).await, live_accounts);
+    assert_eq!(app.rows(sessions_sql).await, live_sessions);
+    assert_eq!(live_sessions.len(), 2);
+}
+
+#[tokio::test]
+async fn the_event_log_refuses_updates_deletes_and_truncation() {
+    let pool = fresh_pool().await;
+    let mut conn = pool.acquire().await.unwrap();
+    append(&mut conn, "kept", "Tested").await;
+
+    for sql in [
+        "UPDATE events SET event_type = 'Changed'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+    ] {
+        let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("23001"), "{sql}: {err}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}

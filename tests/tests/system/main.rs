@@ -1,0 +1,11 @@
+//! System tests: one process, one throwaway PostgreSQL cluster, a fresh database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod accounts;
+mod architecture;
+mod audit;
+mod bad_input;
+mod commands;
+mod disconnect;
+mod feed;
+mod operations;
