@@ -6,6 +6,8 @@
 //! random port and talks to it over real HTTP.
 //!
 //! Set `STRATUS_TEST_LOG=debug` (any tracing filter) to see the application's logs in a test run.
+// A harness whose setup fails should fail the test loudly, so panicking is the intended behaviour.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -120,6 +122,8 @@ pub fn test_settings(database_url: &str) -> Settings {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub root: String,
+    /// The database this app runs on (a second app can share it).
+    pub database_url: String,
     pub pool: PgPool,
     pub client: reqwest::Client,
     pub running: Option<Running>,
@@ -199,6 +203,7 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("admin: {e}"));
         TestApp {
             root: format!("http://{}", running.local_addr),
+            database_url: url.to_owned(),
             pool,
             client: reqwest::Client::new(),
             running: Some(running),
@@ -310,6 +315,45 @@ impl TestApp {
                 .unwrap_or_default()
                 .to_owned(),
         }
+    }
+
+    /// Creates an account with `roles` directly through the write side (roles administration has no
+    /// route yet) and returns its access token.
+    pub async fn staff_token(&self, roles: Vec<stratus_domain::Role>) -> String {
+        let state = &self.running.as_ref().expect("the app is running").state;
+        let email = format!("staff{}@example.com", Uuid::now_v7().simple());
+        let password = "staff member passphrase";
+        let hash = state
+            .passwords
+            .hash(password.to_owned())
+            .await
+            .expect("hash");
+        let registration = stratus_commands::register_account::Registration {
+            account_id: stratus_domain::AccountId::from_uuid(Uuid::now_v7()),
+            name: stratus_domain::PersonName::parse("Staff").expect("name"),
+            email: stratus_domain::Email::parse(&email).expect("email"),
+            phone: None,
+            password_hash: hash,
+            roles,
+            occurred_at: chrono::Utc::now(),
+        };
+        let metadata = stratus_commands::CommandMetadata::system(Uuid::now_v7(), "test");
+        let appended = stratus_commands::register_account::register(
+            &state.accounts,
+            &state.pool,
+            registration,
+            &metadata,
+        )
+        .await
+        .expect("register staff");
+        state
+            .read_your_writes(appended.position, &[stratus_projections::accounts::NAME])
+            .await
+            .expect("caught up");
+        self.login(&email, password).await["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// An access token of the test admin.

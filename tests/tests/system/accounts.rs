@@ -264,3 +264,29 @@ async fn login_by_phone_works_for_an_account_registered_with_one() {
 
     assert_eq!(login.status.as_u16(), 200, "{}", login.body);
 }
+
+#[tokio::test]
+async fn two_processes_on_one_database_serve_the_same_accounts() {
+    let first = TestApp::spawn().await;
+    let second = TestApp::spawn_on(&first.database_url).await;
+
+    first
+        .register("Shared", "shared@example.com", "one log two servers")
+        .await;
+    let tokens = second
+        .login("shared@example.com", "one log two servers")
+        .await;
+    let refreshed = first
+        .post(
+            "/auth/refresh",
+            &json!({"refresh_token": tokens["refresh_token"]}),
+            None,
+        )
+        .await;
+
+    assert_eq!(refreshed.status.as_u16(), 200, "{}", refreshed.body);
+    let me = second
+        .get("/me", refreshed.body["access_token"].as_str())
+        .await;
+    assert_eq!(me.body["email"], "shared@example.com");
+}

@@ -105,3 +105,17 @@ async fn an_unknown_stream_is_a_404() {
         .await
         .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn auditors_read_the_log_but_support_staff_do_not() {
+    let app = TestApp::spawn().await;
+    let auditor = app.staff_token(vec![stratus_domain::Role::Auditor]).await;
+    let support = app.staff_token(vec![stratus_domain::Role::Support]).await;
+
+    let allowed = app.get("/audit/events", Some(&auditor)).await;
+    let refused = app.get("/audit/events", Some(&support)).await;
+
+    assert_eq!(allowed.status.as_u16(), 200, "{}", allowed.body);
+    assert!(!allowed.body["events"].as_array().unwrap().is_empty());
+    refused.assert_problem(403, "forbidden");
+}

@@ -155,11 +155,13 @@ async fn two_processes_apply_every_event_exactly_once_with_one_active_runner() {
         .wait_for(&["recorder"], head, Duration::from_secs(15))
         .await
         .unwrap();
-    let holders: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let holders: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     stop.send(true).unwrap();
     for task in tasks {
         task.await.unwrap();

@@ -1,0 +1,207 @@
+//! The `stratus` binary as an operator runs it: no configuration, a private cluster under the data
+//! dir, the admin password printed once, and a clean stop of server and cluster on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Process {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `stratus` with nothing configured but where its data lives.
+fn stratus(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stratus"));
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("STRATUS_ADMIN_PASSWORD")
+        .env_remove("STRATUS_JWT_SECRET")
+        .env_remove("STRATUS_CONFIG")
+        .env("STRATUS_DATA_DIR", data_dir)
+        .env("STRATUS_LOG", "warn")
+        .current_dir(data_dir);
+    command
+}
+
+fn start(data_dir: &Path, port: u16) -> Process {
+    let mut child = stratus(data_dir)
+        .env("STRATUS_PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&stderr);
+    let pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut all = sink.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+    Process { child, stderr }
+}
+
+async fn wait_ready(client: &reqwest::Client, port: u16, process: &mut Process) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            panic!(
+                "stratus exited early ({status}):\n{}",
+                process.stderr.lock().unwrap()
+            );
+        }
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await;
+        if ready.map(|r| r.status().is_success()).unwrap_or(false) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready:\n{}",
+            process.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn terminate(process: &mut Process) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &process.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stratus did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn post(client: &reqwest::Client, port: u16, path: &str, body: Value) -> (u16, Value) {
+    let response = client
+        .post(format!("http://127.0.0.1:{port}/api/v1{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn data_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "stratus-binary-test-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn with_no_configuration_the_binary_runs_a_private_cluster_and_stops_it_cleanly_on_sigterm() {
+    let dir = data_dir();
+    let client = reqwest::Client::new();
+    let port = free_port();
+
+    let mut first = start(&dir, port);
+    wait_ready(&client, port, &mut first).await;
+    // The admin is created right after the server starts listening.
+    let deadline = Instant::now() + START_TIMEOUT;
+    while !first.stderr.lock().unwrap().contains("with the password:") && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let printed = first.stderr.lock().unwrap().clone();
+    let password = printed
+        .lines()
+        .find_map(|l| l.split("with the password: ").nth(1))
+        .unwrap_or_else(|| panic!("no admin password printed:\n{printed}"))
+        .trim()
+        .to_owned();
+    let (status, _) = post(
+        &client,
+        port,
+        "/auth/login",
+        json!({"email": "admin@stratus.local", "password": password}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let customer = json!({"name": "Persistent", "email": "persist@example.com", "password": "survives a restart 1"});
+    assert_eq!(post(&client, port, "/auth/register", customer).await.0, 201);
+
+    let exit = terminate(&mut first);
+
+    assert!(
+        exit.success(),
+        "exit {exit}:\n{}",
+        first.stderr.lock().unwrap()
+    );
+    assert!(
+        !dir.join("postgres").join("postmaster.pid").exists(),
+        "the private cluster is still running after shutdown"
+    );
+
+    let rebuild = stratus(&dir)
+        .args(["projections", "rebuild", "accounts"])
+        .output()
+        .unwrap();
+    assert!(
+        rebuild.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuild.stderr)
+    );
+    let said = String::from_utf8_lossy(&rebuild.stdout);
+    assert!(said.contains("rebuilt accounts: 3 events"), "{said}");
+
+    let port = free_port();
+    let mut second = start(&dir, port);
+    wait_ready(&client, port, &mut second).await;
+    let login = json!({"email": "persist@example.com", "password": "survives a restart 1"});
+    let (status, _) = post(&client, port, "/auth/login", login).await;
+    assert_eq!(status, 200, "the account did not survive the restart");
+    assert!(
+        !second
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("Created the admin account"),
+        "the admin is created only once"
+    );
+    assert!(terminate(&mut second).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
