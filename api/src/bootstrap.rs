@@ -1,13 +1,13 @@
 //! First start: the admin account, created once from settings or with a generated password.
 
-use chrono::Utc;
+use actix_web::web;
 use stratus_commands::metadata::CommandMetadata;
-use stratus_commands::register_account::{self, RegisterError, Registration};
-use stratus_domain::{check_password_strength, AccountId, Email, PersonName, Role};
+use stratus_domain::{check_password_strength, Email, PersonName, Role};
 use stratus_projections::accounts;
 use uuid::Uuid;
 
 use crate::auth::random_token;
+use crate::registration::{self, NewAccount, RegistrationFailed};
 use crate::state::AppState;
 
 /// Random bytes of a generated admin password (printed once).
@@ -35,7 +35,7 @@ pub enum AdminOutcome {
 }
 
 /// Creates the admin account unless an account with that email exists.
-pub async fn ensure_admin(state: &AppState) -> Result<AdminOutcome, BootstrapError> {
+pub async fn ensure_admin(state: &web::Data<AppState>) -> Result<AdminOutcome, BootstrapError> {
     let settings = &state.settings;
     let email = Email::parse(&settings.admin_email).map_err(BootstrapError::Email)?;
     let existing = accounts::credentials_by_email(&state.pool, email.as_str())
@@ -49,37 +49,23 @@ pub async fn ensure_admin(state: &AppState) -> Result<AdminOutcome, BootstrapErr
         None => (random_token(GENERATED_PASSWORD_BYTES), true),
     };
     check_password_strength(&password, Some(&email)).map_err(BootstrapError::Password)?;
-    let password_hash = state
-        .passwords
-        .hash(password.clone())
-        .await
-        .map_err(|e| BootstrapError::Failed(e.to_string()))?;
-    let account_id = AccountId::from_uuid(Uuid::now_v7());
     let name =
         PersonName::parse("Administrator").map_err(|e| BootstrapError::Failed(e.to_string()))?;
-    let registration = Registration {
-        account_id,
+    let account = NewAccount {
         name,
         email: email.clone(),
         phone: None,
-        password_hash,
+        password: password.clone(),
         roles: vec![Role::Admin],
-        occurred_at: Utc::now(),
     };
-    let metadata = CommandMetadata::system(Uuid::now_v7(), "bootstrap_admin");
-    match register_account::register(&state.accounts, &state.pool, registration, &metadata).await {
-        Ok(appended) => {
-            state
-                .read_your_writes(appended.position, &[accounts::NAME])
-                .await
-                .map_err(|e| BootstrapError::Failed(e.to_string()))?;
-            Ok(AdminOutcome::Created {
-                email: email.as_str().to_owned(),
-                generated_password: generated.then_some(password),
-            })
-        }
+    let metadata = |_| CommandMetadata::system(Uuid::now_v7(), "bootstrap_admin");
+    match registration::register(state, account, metadata).await {
+        Ok(_) => Ok(AdminOutcome::Created {
+            email: email.as_str().to_owned(),
+            generated_password: generated.then_some(password),
+        }),
         // Another process created it first.
-        Err(RegisterError::EmailTaken) => Ok(AdminOutcome::AlreadyExists),
-        Err(RegisterError::Command(e)) => Err(BootstrapError::Failed(e.to_string())),
+        Err(RegistrationFailed::EmailTaken) => Ok(AdminOutcome::AlreadyExists),
+        Err(e) => Err(BootstrapError::Failed(e.to_string())),
     }
 }

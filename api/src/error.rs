@@ -187,6 +187,23 @@ impl From<stratus_commands::detached::TaskLost> for ApiError {
     }
 }
 
+impl From<crate::registration::RegistrationFailed> for ApiError {
+    fn from(err: crate::registration::RegistrationFailed) -> Self {
+        use crate::registration::RegistrationFailed as F;
+        match err {
+            F::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with this email already exists",
+            ),
+            F::Command(e) => command_error(e),
+            F::Hashing(e) => ApiError::internal(&e),
+            F::Lost(e) => ApiError::internal(&e),
+            F::Feed(e) => ApiError::internal(&e),
+        }
+    }
+}
+
 /// The table: every refusal of the Account aggregate and the HTTP answer it gets.
 pub fn account_refusal(err: &AccountError) -> ApiError {
     use AccountError as E;
@@ -224,5 +241,65 @@ pub fn command_error(err: CommandError<AccountError>) -> ApiError {
             "the resource was changed concurrently too many times; retry the request",
         ),
         CommandError::Infrastructure(cause) => ApiError::internal(&cause),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registration::RegistrationFailed;
+
+    fn answer(err: ApiError) -> (u16, &'static str, bool) {
+        (err.status.as_u16(), err.code, err.www_authenticate)
+    }
+
+    #[test]
+    fn every_account_refusal_has_its_status_and_stable_code() {
+        use AccountError as E;
+        let table = [
+            (E::AlreadyRegistered, (409, "already_registered", false)),
+            (E::NotRegistered, (404, "account_not_found", false)),
+            (E::NoRoles, (422, "no_roles", false)),
+            (
+                E::SessionAlreadyExists,
+                (409, "session_already_exists", false),
+            ),
+            (E::SessionNotFound, (401, "invalid_refresh_token", true)),
+            (E::InvalidRefreshToken, (401, "invalid_refresh_token", true)),
+            (E::SessionNotActive, (401, "session_ended", true)),
+            (E::SessionExpired, (401, "session_expired", true)),
+        ];
+        for (refusal, expected) in table {
+            assert_eq!(answer(account_refusal(&refusal)), expected, "{refusal:?}");
+        }
+    }
+
+    #[test]
+    fn a_conflict_after_retries_is_a_409_and_infrastructure_an_opaque_500() {
+        assert_eq!(
+            answer(command_error(CommandError::Conflict)),
+            (409, "conflict", false)
+        );
+        let broken = command_error(CommandError::Infrastructure("disk on fire".into()));
+        assert_eq!(answer(broken.clone()), (500, "internal_error", false));
+        assert!(
+            !broken.detail.contains("disk on fire"),
+            "causes stay in the log"
+        );
+    }
+
+    #[test]
+    fn a_taken_email_is_a_409_whichever_door_the_registration_came_through() {
+        let err = ApiError::from(RegistrationFailed::EmailTaken);
+        assert_eq!(answer(err), (409, "email_taken", false));
+    }
+
+    #[test]
+    fn the_problem_body_carries_the_code_and_field_errors() {
+        let problem = ApiError::validation(vec![FieldError::required("email")]).problem();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.code, "validation_failed");
+        assert_eq!(problem.type_uri, "urn:stratus:problem:validation_failed");
+        assert_eq!(problem.errors[0].field, "email");
     }
 }

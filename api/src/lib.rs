@@ -15,6 +15,7 @@ pub mod extract;
 pub mod http;
 pub mod lifecycle;
 pub mod openapi;
+pub mod registration;
 pub mod routes;
 pub mod settings;
 pub mod state;

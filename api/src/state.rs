@@ -6,10 +6,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use stratus_commands::AggregateStore;
 use stratus_domain::account::Account;
-use stratus_projections::{Feed, FeedPosition};
+use stratus_projections::{Feed, FeedError, FeedPosition};
 
 use crate::auth::Passwords;
-use crate::error::ApiError;
 use crate::settings::Settings;
 
 /// How long a command endpoint waits for the projections it reads to catch up with its own
@@ -58,7 +57,7 @@ impl AppState {
         &self,
         position: Option<FeedPosition>,
         projections: &[&str],
-    ) -> Result<Consistency, ApiError> {
+    ) -> Result<Consistency, FeedError> {
         let Some(position) = position else {
             return Ok(Consistency::CaughtUp);
         };

@@ -323,33 +323,17 @@ impl TestApp {
         let state = &self.running.as_ref().expect("the app is running").state;
         let email = format!("staff{}@example.com", Uuid::now_v7().simple());
         let password = "staff member passphrase";
-        let hash = state
-            .passwords
-            .hash(password.to_owned())
-            .await
-            .expect("hash");
-        let registration = stratus_commands::register_account::Registration {
-            account_id: stratus_domain::AccountId::from_uuid(Uuid::now_v7()),
+        let account = stratus_api::registration::NewAccount {
             name: stratus_domain::PersonName::parse("Staff").expect("name"),
             email: stratus_domain::Email::parse(&email).expect("email"),
             phone: None,
-            password_hash: hash,
+            password: password.to_owned(),
             roles,
-            occurred_at: chrono::Utc::now(),
         };
-        let metadata = stratus_commands::CommandMetadata::system(Uuid::now_v7(), "test");
-        let appended = stratus_commands::register_account::register(
-            &state.accounts,
-            &state.pool,
-            registration,
-            &metadata,
-        )
-        .await
-        .expect("register staff");
-        state
-            .read_your_writes(appended.position, &[stratus_projections::accounts::NAME])
+        let metadata = |_| stratus_commands::CommandMetadata::system(Uuid::now_v7(), "test");
+        stratus_api::registration::register(state, account, metadata)
             .await
-            .expect("caught up");
+            .expect("register staff");
         self.login(&email, password).await["access_token"]
             .as_str()
             .unwrap_or_default()

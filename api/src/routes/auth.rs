@@ -4,7 +4,6 @@ use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
-use stratus_commands::register_account::{self, RegisterError, Registration};
 use stratus_commands::sessions::{self, NewSession, RefreshOutcome, Rotation};
 use stratus_commands::{detached, CommandError};
 use stratus_domain::account::AccountError;
@@ -18,6 +17,7 @@ use uuid::Uuid;
 use crate::auth::{new_refresh_token, refresh_token_hash, refresh_token_session, Tokens};
 use crate::error::{command_error, ApiError, FieldError};
 use crate::extract::{Caller, Json, RequestContext};
+use crate::registration::{self, NewAccount};
 use crate::state::{AppState, Consistency};
 
 /// The projections whose tables these routes read after a command.
@@ -119,36 +119,17 @@ pub async fn register(
     body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let valid = validate_registration(body.0)?;
-    let password_hash = state
-        .passwords
-        .hash(valid.password)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let account_id = AccountId::from_uuid(Uuid::now_v7());
-    let registration = Registration {
-        account_id,
+    let account = NewAccount {
         name: valid.name,
         email: valid.email,
         phone: valid.phone,
-        password_hash,
+        password: valid.password,
         roles: vec![Role::Customer],
-        occurred_at: Utc::now(),
     };
-    let metadata = ctx.metadata(account_id.to_string(), Some(Role::Customer));
-    let worker = state.clone();
-    let appended = detached(async move {
-        register_account::register(&worker.accounts, &worker.pool, registration, &metadata).await
+    let (account_id, consistency) = registration::register(&state, account, |id| {
+        ctx.metadata(id.to_string(), Some(Role::Customer))
     })
-    .await?
-    .map_err(|e| match e {
-        RegisterError::EmailTaken => ApiError::new(
-            StatusCode::CONFLICT,
-            "email_taken",
-            "an account with this email already exists",
-        ),
-        RegisterError::Command(e) => command_error(e),
-    })?;
-    let consistency = state.read_your_writes(appended.position, READS).await?;
+    .await?;
     let response = HttpResponse::Created().json(RegisterResponse {
         account_id: account_id.as_uuid(),
     });
