@@ -11,9 +11,10 @@ use crate::database::{self, OpenDatabase};
 use crate::lifecycle;
 use crate::settings::{Secret, Settings};
 
-/// Bytes of a generated JWT signing key.
-pub const GENERATED_JWT_SECRET_BYTES: usize = 48;
+/// Bytes of a generated signing key (JWT or challenge key).
+pub const GENERATED_SECRET_BYTES: usize = 48;
 const JWT_SECRET_FILE: &str = "jwt-secret";
+const CHALLENGE_SECRET_FILE: &str = "challenge-secret";
 
 /// Stratus: control plane and billing of a cloud service provider.
 #[derive(Debug, Parser)]
@@ -65,8 +66,8 @@ pub enum CliError {
         address: String,
         source: std::io::Error,
     },
-    #[error("cannot keep the JWT secret in {path}: {source}")]
-    JwtSecret {
+    #[error("cannot keep a generated secret in {path}: {source}")]
+    SecretFile {
         path: String,
         source: std::io::Error,
     },
@@ -121,7 +122,14 @@ fn report(line: &str) {
 }
 
 async fn serve(settings: Settings, pool: sqlx::PgPool) -> Result<(), CliError> {
-    let secret = jwt_secret(&settings)?;
+    let keys = lifecycle::Keys {
+        jwt: kept_secret(&settings, settings.jwt_secret.as_ref(), JWT_SECRET_FILE)?,
+        challenge: kept_secret(
+            &settings,
+            settings.challenge_secret.as_ref(),
+            CHALLENGE_SECRET_FILE,
+        )?,
+    };
     let address = format!("{}:{}", settings.host, settings.port);
     let listener = TcpListener::bind(&address).map_err(|source| CliError::Listen {
         address: address.clone(),
@@ -131,7 +139,7 @@ async fn serve(settings: Settings, pool: sqlx::PgPool) -> Result<(), CliError> {
     let mut running = lifecycle::start(
         Arc::clone(&settings),
         pool,
-        secret.expose().as_bytes(),
+        &keys,
         listener,
         lifecycle::cores(),
     )
@@ -180,13 +188,17 @@ async fn shutdown_signal() {
     }
 }
 
-/// `STRATUS_JWT_SECRET`, or a key generated once into the data dir (mode 0600) and reused.
-fn jwt_secret(settings: &Settings) -> Result<Secret, CliError> {
-    if let Some(secret) = &settings.jwt_secret {
+/// The configured secret, or a key generated once into the data dir (mode 0600) and reused.
+fn kept_secret(
+    settings: &Settings,
+    configured: Option<&Secret>,
+    file: &str,
+) -> Result<Secret, CliError> {
+    if let Some(secret) = configured {
         return Ok(secret.clone());
     }
-    let path = settings.data_dir.join(JWT_SECRET_FILE);
-    let err = |source| CliError::JwtSecret {
+    let path = settings.data_dir.join(file);
+    let err = |source| CliError::SecretFile {
         path: path.display().to_string(),
         source,
     };
@@ -196,7 +208,7 @@ fn jwt_secret(settings: &Settings) -> Result<Secret, CliError> {
             return Ok(Secret::new(existing));
         }
     }
-    let secret = crate::auth::random_token(GENERATED_JWT_SECRET_BYTES);
+    let secret = crate::auth::random_token(GENERATED_SECRET_BYTES);
     write_private(&path, &secret).map_err(err)?;
     Ok(Secret::new(secret))
 }

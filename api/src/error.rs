@@ -72,6 +72,8 @@ pub struct ApiError {
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub www_authenticate: bool,
+    /// Seconds for a `Retry-After` header (429, 423).
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -88,7 +90,14 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             www_authenticate: false,
+            retry_after_seconds: None,
         }
+    }
+
+    /// Adds a `Retry-After` header.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
     }
 
     /// 422 with the list of fields that failed.
@@ -165,6 +174,9 @@ impl ResponseError for ApiError {
         if self.www_authenticate {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
+        if let Some(seconds) = self.retry_after_seconds {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         response.json(self.problem())
     }
 }
@@ -227,6 +239,35 @@ pub fn account_refusal(err: &AccountError) -> ApiError {
                 "the session has expired; log in again",
             )
         }
+        E::AccountLocked { until } => {
+            let seconds = (*until - chrono::Utc::now()).num_seconds().max(1);
+            return ApiError::new(StatusCode::LOCKED, "account_locked", err.to_string())
+                .retry_after(u64::try_from(seconds).unwrap_or(1));
+        }
+        E::AccountSuspended => (StatusCode::FORBIDDEN, "account_suspended"),
+        E::MfaRequired => return ApiError::unauthorized("mfa_required", err.to_string()),
+        E::LoginCodeInvalid => {
+            return ApiError::unauthorized("login_code_invalid", err.to_string())
+        }
+        E::LoginCodeExpired => {
+            return ApiError::unauthorized("login_code_expired", err.to_string())
+        }
+        E::EmailAlreadyVerified => (StatusCode::CONFLICT, "email_already_verified"),
+        E::VerificationInvalid => (StatusCode::BAD_REQUEST, "verification_invalid"),
+        E::VerificationExpired => (StatusCode::GONE, "verification_expired"),
+        E::NoPhone => (StatusCode::CONFLICT, "no_phone"),
+        E::PhoneAlreadyVerified => (StatusCode::CONFLICT, "phone_already_verified"),
+        E::PhoneCodeInvalid => (StatusCode::BAD_REQUEST, "phone_code_invalid"),
+        E::ResetInvalid => (StatusCode::BAD_REQUEST, "reset_token_invalid"),
+        E::MfaAlreadyEnabled => (StatusCode::CONFLICT, "mfa_already_enabled"),
+        E::MfaNotEnabled => (StatusCode::CONFLICT, "mfa_not_enabled"),
+        E::MfaSetupNotStarted => (StatusCode::CONFLICT, "mfa_setup_not_started"),
+        E::InvalidSecondFactor => (StatusCode::BAD_REQUEST, "invalid_mfa_code"),
+        E::KycAlreadyPending => (StatusCode::CONFLICT, "kyc_already_pending"),
+        E::KycAlreadyApproved => (StatusCode::CONFLICT, "kyc_already_approved"),
+        E::KycNotPending => (StatusCode::CONFLICT, "kyc_not_pending"),
+        E::AlreadySuspended => (StatusCode::CONFLICT, "already_suspended"),
+        E::NotSuspended => (StatusCode::CONFLICT, "not_suspended"),
     };
     ApiError::new(status, code, err.to_string())
 }
@@ -268,10 +309,44 @@ mod tests {
             (E::InvalidRefreshToken, (401, "invalid_refresh_token", true)),
             (E::SessionNotActive, (401, "session_ended", true)),
             (E::SessionExpired, (401, "session_expired", true)),
+            (E::AccountSuspended, (403, "account_suspended", false)),
+            (E::MfaRequired, (401, "mfa_required", true)),
+            (E::LoginCodeInvalid, (401, "login_code_invalid", true)),
+            (E::LoginCodeExpired, (401, "login_code_expired", true)),
+            (
+                E::EmailAlreadyVerified,
+                (409, "email_already_verified", false),
+            ),
+            (E::VerificationInvalid, (400, "verification_invalid", false)),
+            (E::VerificationExpired, (410, "verification_expired", false)),
+            (E::NoPhone, (409, "no_phone", false)),
+            (
+                E::PhoneAlreadyVerified,
+                (409, "phone_already_verified", false),
+            ),
+            (E::PhoneCodeInvalid, (400, "phone_code_invalid", false)),
+            (E::ResetInvalid, (400, "reset_token_invalid", false)),
+            (E::MfaAlreadyEnabled, (409, "mfa_already_enabled", false)),
+            (E::MfaNotEnabled, (409, "mfa_not_enabled", false)),
+            (E::MfaSetupNotStarted, (409, "mfa_setup_not_started", false)),
+            (E::InvalidSecondFactor, (400, "invalid_mfa_code", false)),
+            (E::KycAlreadyPending, (409, "kyc_already_pending", false)),
+            (E::KycAlreadyApproved, (409, "kyc_already_approved", false)),
+            (E::KycNotPending, (409, "kyc_not_pending", false)),
+            (E::AlreadySuspended, (409, "already_suspended", false)),
+            (E::NotSuspended, (409, "not_suspended", false)),
         ];
         for (refusal, expected) in table {
             assert_eq!(answer(account_refusal(&refusal)), expected, "{refusal:?}");
         }
+    }
+
+    #[test]
+    fn a_lock_is_a_423_with_retry_after() {
+        let until = chrono::Utc::now() + chrono::TimeDelta::seconds(90);
+        let err = account_refusal(&AccountError::AccountLocked { until });
+        assert_eq!(answer(err.clone()), (423, "account_locked", false));
+        assert!(matches!(err.retry_after_seconds, Some(80..=90)));
     }
 
     #[test]

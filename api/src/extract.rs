@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 use crate::auth::{TokenError, Tokens};
 use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use stratus_projections::accounts;
 
 /// Largest JSON body accepted. Every request body of the API is a small document; anything larger
 /// is a mistake or an attack.
@@ -203,14 +205,57 @@ impl Caller {
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(authenticate(req))
+        let claimed = verify_token(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let context = RequestContext::of(req);
+        Box::pin(async move {
+            let claimed = claimed?;
+            let state =
+                state.ok_or_else(|| ApiError::internal(&"application state is not configured"))?;
+            let roles = current_roles(&state, &claimed).await?;
+            Ok(Caller {
+                account_id: claimed.account_id,
+                session_id: claimed.session_id,
+                roles,
+                context,
+            })
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+/// A caller known only by a valid access token, without the per-request session check: for
+/// logout, which must stay harmless on a session that has already ended.
+#[derive(Debug, Clone)]
+pub struct TokenHolder {
+    pub account_id: AccountId,
+    pub session_id: SessionId,
+    pub context: RequestContext,
+}
+
+impl FromRequest for TokenHolder {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(verify_token(req).map(|claimed| TokenHolder {
+            account_id: claimed.account_id,
+            session_id: claimed.session_id,
+            context: RequestContext::of(req),
+        }))
+    }
+}
+
+/// What a valid access token says.
+struct Claimed {
+    account_id: AccountId,
+    session_id: SessionId,
+    roles: Vec<Role>,
+}
+
+fn verify_token(req: &HttpRequest) -> Result<Claimed, ApiError> {
     let tokens = req
         .app_data::<web::Data<Tokens>>()
         .ok_or_else(|| ApiError::internal(&"token verifier is not configured"))?;
@@ -230,12 +275,48 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         TokenError::Expired => ApiError::unauthorized("token_expired", e.to_string()),
         TokenError::Invalid => ApiError::unauthorized("invalid_token", e.to_string()),
     })?;
-    Ok(Caller {
+    Ok(Claimed {
         account_id: AccountId::from_uuid(claims.sub),
         session_id: SessionId::from_uuid(claims.sid),
         roles: claims.roles,
-        context: RequestContext::of(req),
     })
+}
+
+/// Checks the token's session and account against the read model on every request, so logout,
+/// revocation, suspension and role changes take effect at once rather than when the access token
+/// expires. Costs one primary-key join.
+///
+/// A session the read model does not know yet can only be one that was just started (a forged
+/// session id would need the signing key), so the token's own claims stand in until it appears.
+async fn current_roles(state: &AppState, claimed: &Claimed) -> Result<Vec<Role>, ApiError> {
+    let Some(principal) = accounts::principal(&state.pool, claimed.session_id.as_uuid()).await?
+    else {
+        return Ok(claimed.roles.clone());
+    };
+    if principal.account_status != accounts::STATUS_ACTIVE {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_suspended",
+            "this account is suspended",
+        ));
+    }
+    if principal.session_status != accounts::SESSION_ACTIVE {
+        return Err(ApiError::unauthorized(
+            "session_ended",
+            "the session has ended or was revoked; log in again",
+        ));
+    }
+    if principal.session_expires_at <= chrono::Utc::now() {
+        return Err(ApiError::unauthorized(
+            "session_expired",
+            "the session has expired; log in again",
+        ));
+    }
+    Ok(principal
+        .roles
+        .iter()
+        .filter_map(|r| r.parse().ok())
+        .collect())
 }
 
 #[cfg(test)]

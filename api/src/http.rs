@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
@@ -64,6 +64,34 @@ async fn request_id(
     Ok(response)
 }
 
+/// Paths whose requests draw on the per-IP budget of [`crate::rate_limit::RateLimiter`].
+pub const RATE_LIMITED_PREFIX: &str = "/api/v1/auth/";
+
+async fn auth_rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if req.path().starts_with(RATE_LIMITED_PREFIX) {
+        let client = req.peer_addr().map(|a| a.ip());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        if let (Some(client), Some(state)) = (client, state) {
+            if let Err(wait) = state.limiter.check(client, Instant::now()) {
+                tracing::warn!(%client, "auth rate limit reached");
+                let err = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests from your address; wait and try again",
+                )
+                .retry_after(wait.as_secs().max(1));
+                return Ok(req.error_response(err).map_into_right_body());
+            }
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
 async fn route_not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
@@ -94,7 +122,32 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(routes::auth::login)
         .service(routes::auth::refresh)
         .service(routes::auth::logout)
+        .service(routes::auth::otp_request)
+        .service(routes::auth::otp_verify)
+        .service(routes::verification::verify_email)
+        .service(routes::verification::verify_email_link)
+        .service(routes::verification::resend_email)
+        .service(routes::verification::send_phone_code)
+        .service(routes::verification::verify_phone)
+        .service(routes::passwords::forgot)
+        .service(routes::passwords::reset)
+        .service(routes::passwords::change)
+        .service(routes::two_factor::setup)
+        .service(routes::two_factor::enable)
+        .service(routes::two_factor::disable)
         .service(routes::me::me)
+        .service(routes::me::update)
+        .service(routes::me::submit_kyc)
+        .service(routes::me::sessions)
+        .service(routes::me::revoke_other_sessions)
+        .service(routes::me::revoke_session)
+        .service(routes::admin_accounts::list)
+        .service(routes::admin_accounts::get_one)
+        .service(routes::admin_accounts::suspend)
+        .service(routes::admin_accounts::reinstate)
+        .service(routes::admin_accounts::set_roles)
+        .service(routes::admin_accounts::approve_kyc)
+        .service(routes::admin_accounts::reject_kyc)
         .service(routes::audit::global_log)
         .service(routes::audit::stream_events);
 }
@@ -109,6 +162,7 @@ pub fn server(
     let openapi = ApiDoc::openapi();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(auth_rate_limit))
             .wrap(from_fn(request_id))
             .app_data(state.clone())
             .app_data(tokens.clone())

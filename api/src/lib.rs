@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod challenges;
 pub mod cli;
 pub mod cluster;
 pub mod database;
@@ -15,6 +16,7 @@ pub mod extract;
 pub mod http;
 pub mod lifecycle;
 pub mod openapi;
+pub mod rate_limit;
 pub mod registration;
 pub mod routes;
 pub mod settings;

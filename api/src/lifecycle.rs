@@ -7,18 +7,30 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use sqlx::PgPool;
+use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::AggregateStore;
+use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
 use stratus_projections::{Feed, Subscriber};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::{Passwords, Tokens};
-use crate::settings::Settings;
+use crate::rate_limit::RateLimiter;
+use crate::settings::{Secret, Settings};
 use crate::state::AppState;
 
 /// How long stopping waits for each feed runner to finish its batch.
 pub const FEED_STOP_TIMEOUT_MS: u64 = 5_000;
+
+/// The keys of one process.
+#[derive(Clone)]
+pub struct Keys {
+    /// HMAC key of access tokens.
+    pub jwt: Secret,
+    /// Key of one-time codes, signed links and TOTP secrets.
+    pub challenge: Secret,
+}
 
 /// Failures while starting.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +67,7 @@ pub fn cores() -> usize {
 pub async fn start(
     settings: Arc<Settings>,
     pool: PgPool,
-    jwt_secret: &[u8],
+    keys: &Keys,
     listener: TcpListener,
     workers: usize,
 ) -> Result<Running, StartError> {
@@ -65,9 +77,18 @@ pub async fn start(
     let feed = Feed::new(pool.clone(), subscribers());
     let (feed_shutdown, feed_stop) = watch::channel(false);
     let feed_tasks = feed.start(feed_stop);
-    let tokens = web::Data::new(Tokens::new(jwt_secret, settings.access_token_ttl_seconds));
+    let tokens = web::Data::new(Tokens::new(
+        keys.jwt.expose().as_bytes(),
+        settings.access_token_ttl_seconds,
+    ));
+    let challenge_keys = ChallengeKeys::new(keys.challenge.expose().as_bytes());
+    let services = AccountServices {
+        secrets: Arc::new(challenge_keys.clone()),
+    };
     let state = web::Data::new(AppState {
-        accounts: AggregateStore::new(pool.clone(), ()),
+        accounts: AggregateStore::new(pool.clone(), services),
+        limiter: RateLimiter::per_minute(settings.auth_rate_limit_per_minute),
+        keys: challenge_keys,
         pool,
         feed,
         passwords,

@@ -11,13 +11,24 @@ use crate::routes;
     info(title = "Stratus API", description = "Control plane and billing of a cloud service provider. Route contract: API.md."),
     paths(
         routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::logout,
-        routes::me::me,
+        routes::auth::otp_request, routes::auth::otp_verify,
+        routes::verification::verify_email, routes::verification::verify_email_link,
+        routes::verification::resend_email, routes::verification::send_phone_code,
+        routes::verification::verify_phone,
+        routes::passwords::forgot, routes::passwords::reset, routes::passwords::change,
+        routes::two_factor::setup, routes::two_factor::enable, routes::two_factor::disable,
+        routes::me::me, routes::me::update, routes::me::submit_kyc, routes::me::sessions,
+        routes::me::revoke_session, routes::me::revoke_other_sessions,
+        routes::admin_accounts::list, routes::admin_accounts::get_one,
+        routes::admin_accounts::suspend, routes::admin_accounts::reinstate,
+        routes::admin_accounts::set_roles, routes::admin_accounts::approve_kyc,
+        routes::admin_accounts::reject_kyc,
         routes::audit::global_log, routes::audit::stream_events,
         routes::health::live, routes::health::ready,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
-    tags((name = "identity"), (name = "audit"), (name = "operations"))
+    tags((name = "identity"), (name = "administration"), (name = "audit"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -55,6 +55,9 @@ pub async fn register(
         phone: account.phone,
         password_hash,
         roles: account.roles,
+        email_verification: crate::challenges::mint(
+            crate::challenges::EMAIL_VERIFICATION_TTL_MINUTES,
+        ),
         occurred_at: Utc::now(),
     };
     let metadata = metadata(account_id);

@@ -71,12 +71,24 @@ pub struct Settings {
     pub refresh_token_ttl_seconds: i64,
     /// `STRATUS_DB_MAX_CONNECTIONS`: size of the connection pool.
     pub db_max_connections: u32,
+    /// `STRATUS_CHALLENGE_SECRET`: key of one-time codes, email links and TOTP secrets; generated
+    /// into the data dir when unset. Changing it voids outstanding codes and every 2FA enrolment.
+    pub challenge_secret: Option<Secret>,
+    /// `STRATUS_PUBLIC_URL`: the address customers reach the API at, for links in messages
+    /// (default `http://{host}:{port}`).
+    pub public_url: Option<String>,
+    /// `STRATUS_AUTH_RATE_LIMIT_PER_MINUTE`: requests to `/auth/*` one client IP may make per
+    /// minute (a burst of the same size is allowed).
+    pub auth_rate_limit_per_minute: u32,
 }
 
 /// Default lifetime of an access token: short, because a stolen one cannot be recalled.
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECONDS: i64 = 15 * 60;
 /// Default lifetime of a session between refreshes.
 pub const DEFAULT_REFRESH_TOKEN_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
+/// Default budget of `/auth/*` requests per client IP and minute: a person never needs more, a
+/// password-guessing script is slowed to a crawl.
+pub const DEFAULT_AUTH_RATE_LIMIT_PER_MINUTE: u32 = 30;
 /// Default pool size: enough for 2 cores serving many concurrent requests, well under the private
 /// cluster's `max_connections` of 200 so that tests and tools fit beside it.
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 32;
@@ -96,6 +108,9 @@ impl Default for Settings {
             access_token_ttl_seconds: DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
             refresh_token_ttl_seconds: DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
             db_max_connections: DEFAULT_DB_MAX_CONNECTIONS,
+            challenge_secret: None,
+            public_url: None,
+            auth_rate_limit_per_minute: DEFAULT_AUTH_RATE_LIMIT_PER_MINUTE,
         }
     }
 }
@@ -116,6 +131,9 @@ struct FileLayer {
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
     db_max_connections: Option<u32>,
+    challenge_secret: Option<Secret>,
+    public_url: Option<String>,
+    auth_rate_limit_per_minute: Option<u32>,
 }
 
 /// A setting that could not be read.
@@ -208,6 +226,15 @@ impl Settings {
         if let Some(v) = f.db_max_connections {
             self.db_max_connections = v;
         }
+        if f.challenge_secret.is_some() {
+            self.challenge_secret = f.challenge_secret;
+        }
+        if f.public_url.is_some() {
+            self.public_url = f.public_url;
+        }
+        if let Some(v) = f.auth_rate_limit_per_minute {
+            self.auth_rate_limit_per_minute = v;
+        }
     }
 
     fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), SettingsError> {
@@ -257,6 +284,15 @@ impl Settings {
         if let Some(v) = get("STRATUS_DB_MAX_CONNECTIONS") {
             self.db_max_connections = parse("STRATUS_DB_MAX_CONNECTIONS", &v)?;
         }
+        if let Some(v) = get("STRATUS_CHALLENGE_SECRET") {
+            self.challenge_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = get("STRATUS_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("STRATUS_AUTH_RATE_LIMIT_PER_MINUTE") {
+            self.auth_rate_limit_per_minute = parse("STRATUS_AUTH_RATE_LIMIT_PER_MINUTE", &v)?;
+        }
         Ok(())
     }
 
@@ -279,6 +315,28 @@ impl Settings {
                 message: "must be at least 1".to_owned(),
             });
         }
+        if self.auth_rate_limit_per_minute == 0 {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_AUTH_RATE_LIMIT_PER_MINUTE",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(SettingsError::Variable {
+                    name: "STRATUS_PUBLIC_URL",
+                    message: "must start with http:// or https://".to_owned(),
+                });
+            }
+        }
+        if let Some(secret) = &self.challenge_secret {
+            if secret.expose().len() < MIN_JWT_SECRET_BYTES {
+                return Err(SettingsError::Variable {
+                    name: "STRATUS_CHALLENGE_SECRET",
+                    message: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                });
+            }
+        }
         if let Some(secret) = &self.jwt_secret {
             if secret.expose().len() < MIN_JWT_SECRET_BYTES {
                 return Err(SettingsError::Variable {
@@ -288,6 +346,16 @@ impl Settings {
             }
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The base of links in messages, without a trailing slash.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}:{}", self.host, self.port),
+        }
     }
 }
 
@@ -359,5 +427,33 @@ mod tests {
         .unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn identity_settings_have_defaults_and_are_checked() {
+        let s = Settings::from_sources(None, &HashMap::new()).unwrap();
+        assert_eq!(
+            s.auth_rate_limit_per_minute,
+            DEFAULT_AUTH_RATE_LIMIT_PER_MINUTE
+        );
+        assert_eq!(s.public_base_url(), "http://127.0.0.1:8080");
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("STRATUS_PUBLIC_URL", "https://cloud.example.com/"),
+                ("STRATUS_AUTH_RATE_LIMIT_PER_MINUTE", "100"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.public_base_url(), "https://cloud.example.com");
+        assert_eq!(s.auth_rate_limit_per_minute, 100);
+        for (name, value) in [
+            ("STRATUS_PUBLIC_URL", "cloud.example.com"),
+            ("STRATUS_AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+            ("STRATUS_CHALLENGE_SECRET", "short"),
+        ] {
+            let err = Settings::from_sources(None, &env(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

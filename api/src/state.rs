@@ -3,12 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::web;
 use sqlx::PgPool;
-use stratus_commands::AggregateStore;
+use stratus_commands::secrets::ChallengeKeys;
+use stratus_commands::{detached, AggregateStore, Appended, CommandMetadata};
+use stratus_domain::account::AccountCommand;
+use stratus_domain::AccountId;
+
+use crate::error::{command_error, ApiError};
 use stratus_domain::account::Account;
 use stratus_projections::{Feed, FeedError, FeedPosition};
 
 use crate::auth::Passwords;
+use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
 
 /// How long a command endpoint waits for the projections it reads to catch up with its own
@@ -21,6 +28,10 @@ pub const CONSISTENCY_HEADER: &str = "stratus-consistency";
 pub struct AppState {
     pub pool: PgPool,
     pub accounts: AggregateStore<Account>,
+    /// Derives codes, links and TOTP secrets (never printed).
+    pub keys: ChallengeKeys,
+    /// The per-IP budget of `/auth/*`.
+    pub limiter: RateLimiter,
     pub feed: Arc<Feed>,
     pub passwords: Passwords,
     pub settings: Arc<Settings>,
@@ -77,4 +88,23 @@ impl AppState {
             Ok(Consistency::Pending)
         }
     }
+}
+
+/// Runs one command on an account, detached from the request (see [`detached`]), and maps a
+/// failure once through the error table.
+pub async fn run_account(
+    state: &web::Data<AppState>,
+    account_id: AccountId,
+    command: AccountCommand,
+    metadata: CommandMetadata,
+) -> Result<Appended<Account>, ApiError> {
+    let worker = state.clone();
+    detached(async move {
+        worker
+            .accounts
+            .execute(&account_id.to_string(), command, &metadata)
+            .await
+    })
+    .await?
+    .map_err(command_error)
 }

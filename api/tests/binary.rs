@@ -186,7 +186,7 @@ async fn with_no_configuration_the_binary_runs_a_private_cluster_and_stops_it_cl
         String::from_utf8_lossy(&rebuild.stderr)
     );
     let said = String::from_utf8_lossy(&rebuild.stdout);
-    assert!(said.contains("rebuilt accounts: 3 events"), "{said}");
+    assert!(said.contains("rebuilt accounts: 5 events"), "{said}");
 
     let port = free_port();
     let mut second = start(&dir, port);

@@ -34,7 +34,7 @@ pub enum CommandError<E: StdError> {
 }
 
 impl<E: StdError> CommandError<E> {
-    pub(crate) fn infra(err: impl StdError + Send + Sync + 'static) -> Self {
+    pub fn infra(err: impl StdError + Send + Sync + 'static) -> Self {
         Self::Infrastructure(Box::new(err))
     }
 }

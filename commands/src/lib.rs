@@ -3,15 +3,19 @@
 //! Every change enters here as a typed domain command, is decided by its aggregate through cqrs-es,
 //! and is appended to the PostgreSQL event store by postgres-es ([`aggregate_store`]). Unique values
 //! across aggregates are claimed first ([`unique_claims`]). One module per use case
-//! ([`register_account`], [`sessions`]).
+//! ([`register_account`], [`sessions`], [`phone_verification`], [`administration`]); the
+//! secrets behind codes, links and TOTP are in [`secrets`].
 //!
 //! This crate never reads read models to make a decision that the aggregate should make, and never
 //! talks HTTP. Start reading at [`aggregate_store::AggregateStore::execute`].
 
+pub mod administration;
 pub mod aggregate_store;
 pub mod detached;
 pub mod metadata;
+pub mod phone_verification;
 pub mod register_account;
+pub mod secrets;
 pub mod sessions;
 pub mod unique_claims;
 

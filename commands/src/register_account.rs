@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use sqlx::PgPool;
-use stratus_domain::account::{Account, AccountCommand, AccountError};
+use stratus_domain::account::{Account, AccountCommand, AccountError, Challenge};
 use stratus_domain::{AccountId, Email, PersonName, Phone, Role};
 
 use crate::aggregate_store::{AggregateStore, Appended, CommandError};
@@ -23,6 +23,8 @@ pub struct Registration {
     pub phone: Option<Phone>,
     pub password_hash: String,
     pub roles: Vec<Role>,
+    /// The first email verification link, sent by the message reactor.
+    pub email_verification: Challenge,
     pub occurred_at: DateTime<Utc>,
 }
 
@@ -57,6 +59,7 @@ pub async fn register(
         phone: registration.phone,
         password_hash: registration.password_hash,
         roles: registration.roles,
+        email_verification: registration.email_verification,
         occurred_at: registration.occurred_at,
     };
     match store.execute(&owner, command, metadata).await {

@@ -1,14 +1,15 @@
-//! Session lifecycle on the Account aggregate: start (login), refresh (token rotation), end (logout).
+//! Session lifecycle on the Account aggregate: start (login by password or one-time code, with a
+//! second factor when TOTP is on), failed logins, refresh (token rotation), end (logout) and
+//! revocation by the account holder.
 
 use chrono::{DateTime, Utc};
-use stratus_domain::account::{Account, AccountCommand, AccountEvent};
+use stratus_domain::account::{Account, AccountCommand, AccountError, AccountEvent, LoginProof};
 use stratus_domain::{AccountId, SessionId};
 
 use crate::aggregate_store::{AggregateStore, Appended, CommandError};
 use crate::metadata::CommandMetadata;
-use stratus_domain::account::AccountError;
 
-/// A new session after a successful credential check.
+/// A new session after the caller checked what only it can check (the password).
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub account_id: AccountId,
@@ -17,25 +18,70 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    pub proof: LoginProof,
     pub occurred_at: DateTime<Utc>,
 }
 
-/// Records a login.
+/// What a login attempt did.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// A session was opened.
+    Started(Appended<Account>),
+    /// A wrong one-time code or second factor: the failure (and perhaps a lock) was recorded.
+    Failed(Appended<Account>),
+}
+
+impl LoginOutcome {
+    /// The feed position of whatever was appended.
+    pub fn appended(&self) -> &Appended<Account> {
+        match self {
+            Self::Started(appended) | Self::Failed(appended) => appended,
+        }
+    }
+}
+
+/// Records a login: a session, or the failure the aggregate found.
 pub async fn start(
     store: &AggregateStore<Account>,
     session: NewSession,
     metadata: &CommandMetadata,
-) -> Result<Appended<Account>, CommandError<AccountError>> {
+) -> Result<LoginOutcome, CommandError<AccountError>> {
     let command = AccountCommand::StartSession {
         session_id: session.session_id,
         refresh_token_hash: session.refresh_token_hash,
         expires_at: session.expires_at,
         client_ip: session.client_ip,
         user_agent: session.user_agent,
+        proof: session.proof,
         occurred_at: session.occurred_at,
     };
-    store
+    let appended = store
         .execute(&session.account_id.to_string(), command, metadata)
+        .await?;
+    let started = appended
+        .events
+        .iter()
+        .any(|e| matches!(e.payload, AccountEvent::SessionStarted { .. }));
+    Ok(if started {
+        LoginOutcome::Started(appended)
+    } else {
+        LoginOutcome::Failed(appended)
+    })
+}
+
+/// Records a wrong password.
+pub async fn record_failed_login(
+    store: &AggregateStore<Account>,
+    account_id: AccountId,
+    occurred_at: DateTime<Utc>,
+    metadata: &CommandMetadata,
+) -> Result<Appended<Account>, CommandError<AccountError>> {
+    store
+        .execute(
+            &account_id.to_string(),
+            AccountCommand::RecordFailedLogin { occurred_at },
+            metadata,
+        )
         .await
 }
 

@@ -75,6 +75,13 @@ uuid_id!(
     "session"
 );
 
+uuid_id!(
+    /// Identifies one challenge sent to an account holder (an email link, a one-time code, a
+    /// password reset, a two-factor setup). Secrets derived from it never enter the domain.
+    ChallengeId,
+    "challenge"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -10,6 +10,7 @@
 
 mod email;
 mod error;
+mod kyc;
 mod password;
 mod person_name;
 mod phone;
@@ -17,6 +18,9 @@ mod role;
 
 pub use email::{Email, EmailProblem, EMAIL_LOCAL_PART_MAX_CHARS, EMAIL_MAX_CHARS};
 pub use error::ValueError;
+pub use kyc::{
+    Country, NationalId, Reason, NATIONAL_ID_MAX_CHARS, NATIONAL_ID_MIN_CHARS, REASON_MAX_CHARS,
+};
 pub use password::{
     check_password_strength, PASSWORD_EMAIL_LOCAL_PART_MIN_CHARS, PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,

@@ -26,6 +26,12 @@ use uuid::Uuid;
 pub const TEMPLATE_DATABASE: &str = "stratus_template";
 /// The JWT key of test apps (tests forge tokens with it and with others).
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+/// The challenge key of test apps (tests derive codes and links with it where they do not read
+/// them from delivered messages).
+pub const TEST_CHALLENGE_SECRET: &str = "test-challenge-secret-0123456789-abcdefghij";
+/// Per-IP budget of `/auth/*` in test apps: every test client is 127.0.0.1, so the production
+/// default would throttle ordinary tests; the rate-limit test sets its own.
+pub const TEST_AUTH_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
 /// The admin every test app can log in as.
 pub const ADMIN_EMAIL: &str = "admin@stratus.test";
 pub const ADMIN_PASSWORD: &str = "operator passphrase for tests";
@@ -112,9 +118,19 @@ pub fn test_settings(database_url: &str) -> Settings {
         admin_email: ADMIN_EMAIL.to_owned(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
         jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
+        challenge_secret: Some(Secret::new(TEST_CHALLENGE_SECRET)),
+        auth_rate_limit_per_minute: TEST_AUTH_RATE_LIMIT_PER_MINUTE,
         log,
         db_max_connections: TEST_POOL_CONNECTIONS,
         ..Settings::default()
+    }
+}
+
+/// The keys of test apps.
+pub fn test_keys() -> lifecycle::Keys {
+    lifecycle::Keys {
+        jwt: Secret::new(TEST_JWT_SECRET),
+        challenge: Secret::new(TEST_CHALLENGE_SECRET),
     }
 }
 
@@ -183,7 +199,13 @@ impl TestApp {
 
     /// Starts the app on an existing database (a second process on the same log).
     pub async fn spawn_on(url: &str) -> TestApp {
-        let settings = test_settings(url);
+        Self::spawn_with(url, |_| {}).await
+    }
+
+    /// Starts the app on `url` with settings adjusted by `adjust`.
+    pub async fn spawn_with(url: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(url);
+        adjust(&mut settings);
         stratus_api::telemetry::init(&settings);
         let pool = stratus_api::database::connect(&Secret::new(url), TEST_POOL_CONNECTIONS)
             .await
@@ -192,7 +214,7 @@ impl TestApp {
         let running = lifecycle::start(
             Arc::new(settings),
             pool.clone(),
-            TEST_JWT_SECRET.as_bytes(),
+            &test_keys(),
             listener,
             TEST_WORKERS,
         )

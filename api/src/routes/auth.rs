@@ -1,12 +1,15 @@
-//! `/auth`: register, login, refresh, logout.
+//! `/auth`: register, login (password or one-time code), refresh, logout.
 
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
-use stratus_commands::sessions::{self, NewSession, RefreshOutcome, Rotation};
+use stratus_commands::secrets;
+use stratus_commands::sessions::{self, LoginOutcome, NewSession, RefreshOutcome, Rotation};
 use stratus_commands::{detached, CommandError};
-use stratus_domain::account::AccountError;
+use stratus_domain::account::{
+    AccountCommand, AccountError, CodeChannel, LoginProof, SecondFactor,
+};
 use stratus_domain::{
     check_password_strength, AccountId, Email, PersonName, Phone, Role, SessionId,
 };
@@ -15,10 +18,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{new_refresh_token, refresh_token_hash, refresh_token_session, Tokens};
+use crate::challenges;
 use crate::error::{command_error, ApiError, FieldError};
-use crate::extract::{Caller, Json, RequestContext};
+use crate::extract::{Json, RequestContext, TokenHolder};
 use crate::registration::{self, NewAccount};
-use crate::state::{AppState, Consistency};
+use crate::state::{run_account, AppState, Consistency};
 
 /// The projections whose tables these routes read after a command.
 const READS: &[&str] = &[accounts::NAME];
@@ -142,7 +146,8 @@ pub struct LoginRequest {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub password: Option<String>,
-    /// Required once two-factor authentication is enabled (a later issue).
+    /// Required once two-factor authentication is on: a six-digit code from the authenticator
+    /// app, or one of the recovery codes.
     pub totp_code: Option<String>,
 }
 
@@ -156,14 +161,100 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
-/// How a login names its account.
-enum Lookup {
+/// How a request names its account: an email, or a verified phone.
+pub(crate) enum Lookup {
     Email(Email),
     Phone(Phone),
 }
 
+impl Lookup {
+    /// Parses `email` or `phone` (exactly one), adding field errors to `errors`.
+    pub(crate) fn parse(
+        email: Option<&str>,
+        phone: Option<&str>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        match (email, phone) {
+            (Some(email), None) => match Email::parse(email) {
+                Ok(email) => Some(Self::Email(email)),
+                Err(e) => {
+                    errors.push(FieldError::from_value("email", &e));
+                    None
+                }
+            },
+            (None, Some(phone)) => match Phone::parse(phone) {
+                Ok(phone) => Some(Self::Phone(phone)),
+                Err(e) => {
+                    errors.push(FieldError::from_value("phone", &e));
+                    None
+                }
+            },
+            (None, None) => {
+                errors.push(FieldError::new("email", "required", "send email or phone"));
+                None
+            }
+            (Some(_), Some(_)) => {
+                errors.push(FieldError::new(
+                    "phone",
+                    "ambiguous",
+                    "send email or phone, not both",
+                ));
+                None
+            }
+        }
+    }
+
+    /// The credentials of the account it names, if any.
+    pub(crate) async fn find(
+        &self,
+        state: &AppState,
+    ) -> Result<Option<accounts::Credentials>, ApiError> {
+        Ok(match self {
+            Self::Email(email) => {
+                accounts::credentials_by_email(&state.pool, email.as_str()).await?
+            }
+            Self::Phone(phone) => {
+                accounts::credentials_by_phone(&state.pool, phone.as_str()).await?
+            }
+        })
+    }
+}
+
 fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "the email or password is wrong")
+}
+
+fn suspended() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "account_suspended",
+        "this account is suspended",
+    )
+}
+
+/// 423 while the read model says the account is locked: answered before any password work.
+fn refuse_if_locked(credentials: &accounts::Credentials) -> Result<(), ApiError> {
+    match credentials.locked_until {
+        Some(until) if until > Utc::now() => Err(crate::error::account_refusal(
+            &AccountError::AccountLocked { until },
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A second factor as typed: six digits are a TOTP code, anything shaped like a recovery code
+/// is hashed and matched against the stored hashes.
+pub(crate) fn second_factor(text: Option<String>) -> Option<SecondFactor> {
+    let text = text?.trim().to_owned();
+    if text.is_empty() {
+        None
+    } else if secrets::is_recovery_code(&text) {
+        Some(SecondFactor::RecoveryCodeHash(secrets::recovery_code_hash(
+            &text,
+        )))
+    } else {
+        Some(SecondFactor::Totp(text))
+    }
 }
 
 fn roles_of(names: &[String]) -> Vec<Role> {
@@ -188,10 +279,60 @@ fn token_pair(
     })
 }
 
-/// Starts a session with a password.
+/// Opens a session once the caller's own checks passed: the aggregate checks the lock,
+/// suspension, one-time code and second factor, and records a failure when one is wrong.
+async fn open_session(
+    state: &web::Data<AppState>,
+    tokens: &Tokens,
+    ctx: &RequestContext,
+    credentials: &accounts::Credentials,
+    proof: LoginProof,
+    wrong_proof: fn() -> ApiError,
+) -> Result<HttpResponse, ApiError> {
+    let account_id = AccountId::from_uuid(credentials.account_id);
+    let session_id = SessionId::from_uuid(Uuid::now_v7());
+    let (refresh_token, refresh_hash) = new_refresh_token(session_id);
+    let now = Utc::now();
+    let session = NewSession {
+        account_id,
+        session_id,
+        refresh_token_hash: refresh_hash,
+        expires_at: now + Duration::seconds(state.settings.refresh_token_ttl_seconds),
+        client_ip: ctx.client_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        proof,
+        occurred_at: now,
+    };
+    let roles = roles_of(&credentials.roles);
+    let metadata = ctx.metadata(account_id.to_string(), roles.iter().max().copied());
+    let worker = state.clone();
+    let outcome =
+        detached(async move { sessions::start(&worker.accounts, session, &metadata).await })
+            .await?
+            .map_err(command_error)?;
+    let consistency = state
+        .read_your_writes(outcome.appended().position, READS)
+        .await?;
+    match outcome {
+        LoginOutcome::Started(_) => {
+            let pair = token_pair(tokens, account_id, session_id, roles, refresh_token)?;
+            Ok(consistency.mark(HttpResponse::Ok().json(pair)))
+        }
+        LoginOutcome::Failed(_) => Err(wrong_proof()),
+    }
+}
+
+fn wrong_second_factor() -> ApiError {
+    ApiError::unauthorized("invalid_mfa_code", "the two-factor code is not valid")
+}
+
+/// Starts a session with a password (and a second factor when TOTP is on).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "identity", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = crate::error::Problem),
-              (status = 403, description = "account_suspended", body = crate::error::Problem)))]
+    responses((status = 200, body = TokenPair),
+              (status = 401, description = "invalid_credentials, mfa_required, invalid_mfa_code", body = crate::error::Problem),
+              (status = 403, description = "account_suspended", body = crate::error::Problem),
+              (status = 423, description = "account_locked (Retry-After)", body = crate::error::Problem),
+              (status = 429, description = "rate_limited (Retry-After)", body = crate::error::Problem)))]
 #[post("/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
@@ -204,45 +345,14 @@ pub async fn login(
     if body.password.is_none() {
         errors.push(FieldError::required("password"));
     }
-    let lookup = match (body.email.as_deref(), body.phone.as_deref()) {
-        (Some(email), None) => match Email::parse(email) {
-            Ok(email) => Some(Lookup::Email(email)),
-            Err(e) => {
-                errors.push(FieldError::from_value("email", &e));
-                None
-            }
-        },
-        (None, Some(phone)) => match Phone::parse(phone) {
-            Ok(phone) => Some(Lookup::Phone(phone)),
-            Err(e) => {
-                errors.push(FieldError::from_value("phone", &e));
-                None
-            }
-        },
-        (None, None) => {
-            errors.push(FieldError::new("email", "required", "send email or phone"));
-            None
-        }
-        (Some(_), Some(_)) => {
-            errors.push(FieldError::new(
-                "phone",
-                "ambiguous",
-                "send email or phone, not both",
-            ));
-            None
-        }
-    };
+    let lookup = Lookup::parse(body.email.as_deref(), body.phone.as_deref(), &mut errors);
     let (Some(lookup), Some(password), true) = (lookup, body.password, errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
     if password.len() > PASSWORD_MAX_BYTES {
         return Err(invalid_credentials());
     }
-    let found = match &lookup {
-        Lookup::Email(email) => accounts::credentials_by_email(&state.pool, email.as_str()).await?,
-        Lookup::Phone(phone) => accounts::credentials_by_phone(&state.pool, phone.as_str()).await?,
-    };
-    let Some(credentials) = found else {
+    let Some(credentials) = lookup.find(&state).await? else {
         state
             .passwords
             .verify_decoy(password)
@@ -250,44 +360,170 @@ pub async fn login(
             .map_err(|e| ApiError::internal(&e))?;
         return Err(invalid_credentials());
     };
+    refuse_if_locked(&credentials)?;
     let matches = state
         .passwords
         .verify(password, credentials.password_hash.clone())
         .await
         .map_err(|e| ApiError::internal(&e))?;
+    let account_id = AccountId::from_uuid(credentials.account_id);
     if !matches {
+        let metadata = ctx.metadata(account_id.to_string(), None);
+        let worker = state.clone();
+        let recorded = detached(async move {
+            sessions::record_failed_login(&worker.accounts, account_id, Utc::now(), &metadata).await
+        })
+        .await?
+        .map_err(command_error)?;
+        state.read_your_writes(recorded.position, READS).await?;
         return Err(invalid_credentials());
     }
     if credentials.status != accounts::STATUS_ACTIVE {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "account_suspended",
-            "this account is suspended",
-        ));
+        return Err(suspended());
     }
-    let account_id = AccountId::from_uuid(credentials.account_id);
-    let session_id = SessionId::from_uuid(Uuid::now_v7());
-    let (refresh_token, refresh_hash) = new_refresh_token(session_id);
-    let now = Utc::now();
-    let session = NewSession {
-        account_id,
-        session_id,
-        refresh_token_hash: refresh_hash,
-        expires_at: now + Duration::seconds(state.settings.refresh_token_ttl_seconds),
-        client_ip: ctx.client_ip.clone(),
-        user_agent: ctx.user_agent.clone(),
-        occurred_at: now,
+    let proof = LoginProof::Password {
+        second_factor: second_factor(body.totp_code),
     };
-    let roles = roles_of(&credentials.roles);
-    let metadata = ctx.metadata(account_id.to_string(), roles.iter().max().copied());
+    open_session(
+        &state,
+        &tokens,
+        &ctx,
+        &credentials,
+        proof,
+        wrong_second_factor,
+    )
+    .await
+}
+
+/// `POST /auth/otp/request`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OtpRequest {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// `email` or `sms`.
+    pub channel: Option<String>,
+}
+
+fn parse_channel(channel: Option<&str>, errors: &mut Vec<FieldError>) -> Option<CodeChannel> {
+    match channel {
+        Some("email") => Some(CodeChannel::Email),
+        Some("sms") => Some(CodeChannel::Sms),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "channel",
+                "invalid_channel",
+                "channel is email or sms",
+            ));
+            None
+        }
+        None => {
+            errors.push(FieldError::required("channel"));
+            None
+        }
+    }
+}
+
+/// Sends a one-time login code. The answer is the same, and comes as fast, whether or not the
+/// account exists: the lookup and the sending happen after the response, on a detached task.
+#[utoipa::path(post, path = "/api/v1/auth/otp/request", tag = "identity", request_body = OtpRequest,
+    responses((status = 202), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+#[post("/auth/otp/request")]
+pub async fn otp_request(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    body: Json<OtpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let mut errors = Vec::new();
+    let lookup = Lookup::parse(body.email.as_deref(), body.phone.as_deref(), &mut errors);
+    let channel = parse_channel(body.channel.as_deref(), &mut errors);
+    let (Some(lookup), Some(channel), true) = (lookup, channel, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
     let worker = state.clone();
-    let appended =
-        detached(async move { sessions::start(&worker.accounts, session, &metadata).await })
-            .await?
-            .map_err(command_error)?;
-    let consistency = state.read_your_writes(appended.position, READS).await?;
-    let pair = token_pair(&tokens, account_id, session_id, roles, refresh_token)?;
-    Ok(consistency.mark(HttpResponse::Ok().json(pair)))
+    tokio::spawn(async move {
+        let found = match lookup.find(&worker).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "login code request: lookup failed");
+                return;
+            }
+        };
+        let Some(credentials) = found else {
+            return;
+        };
+        let account_id = AccountId::from_uuid(credentials.account_id);
+        let command = AccountCommand::IssueLoginCode {
+            challenge: challenges::mint(challenges::LOGIN_CODE_TTL_MINUTES),
+            channel,
+            occurred_at: Utc::now(),
+        };
+        let metadata = ctx.metadata(account_id.to_string(), None);
+        if let Err(e) = run_account(&worker, account_id, command, metadata).await {
+            tracing::info!(code = e.code, "no login code sent");
+        }
+    });
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// `POST /auth/otp/verify`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OtpVerifyRequest {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub code: Option<String>,
+    /// Required when two-factor authentication is on.
+    pub totp_code: Option<String>,
+}
+
+fn invalid_login_code() -> ApiError {
+    ApiError::unauthorized(
+        "login_code_invalid",
+        "the login code is not valid; request a new one",
+    )
+}
+
+/// Starts a session with a one-time code (5 wrong codes void it; wrong codes count towards the
+/// account lock).
+#[utoipa::path(post, path = "/api/v1/auth/otp/verify", tag = "identity", request_body = OtpVerifyRequest,
+    responses((status = 200, body = TokenPair),
+              (status = 401, description = "login_code_invalid, login_code_expired, mfa_required", body = crate::error::Problem),
+              (status = 423, description = "account_locked", body = crate::error::Problem)))]
+#[post("/auth/otp/verify")]
+pub async fn otp_verify(
+    state: web::Data<AppState>,
+    tokens: web::Data<Tokens>,
+    ctx: RequestContext,
+    body: Json<OtpVerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let mut errors = Vec::new();
+    let lookup = Lookup::parse(body.email.as_deref(), body.phone.as_deref(), &mut errors);
+    let code = body.code.filter(|c| !c.trim().is_empty());
+    if code.is_none() {
+        errors.push(FieldError::required("code"));
+    }
+    let (Some(lookup), Some(code), true) = (lookup, code, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let credentials = lookup.find(&state).await?.ok_or_else(invalid_login_code)?;
+    refuse_if_locked(&credentials)?;
+    if credentials.status != accounts::STATUS_ACTIVE {
+        return Err(suspended());
+    }
+    let proof = LoginProof::LoginCode {
+        code,
+        second_factor: second_factor(body.totp_code),
+    };
+    open_session(
+        &state,
+        &tokens,
+        &ctx,
+        &credentials,
+        proof,
+        invalid_login_code,
+    )
+    .await
 }
 
 /// `POST /auth/refresh`.
@@ -365,8 +601,11 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = crate::error::Problem)))]
 #[post("/auth/logout")]
-pub async fn logout(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let metadata = caller.metadata();
+pub async fn logout(
+    state: web::Data<AppState>,
+    caller: TokenHolder,
+) -> Result<HttpResponse, ApiError> {
+    let metadata = caller.context.metadata(caller.account_id.to_string(), None);
     let worker = state.clone();
     let (account_id, session_id) = (caller.account_id, caller.session_id);
     let result = detached(async move {

@@ -1,6 +1,10 @@
 //! One module per resource of the HTTP API (API.md).
 
+pub mod admin_accounts;
 pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod me;
+pub mod passwords;
+pub mod two_factor;
+pub mod verification;

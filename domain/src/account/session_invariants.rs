@@ -14,6 +14,7 @@ use proptest::prelude::*;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
+use super::test_support::test_services;
 use super::*;
 
 /// Few enough session ids that sequences often hit the same session again.
@@ -77,6 +78,10 @@ impl Run {
             phone: None,
             password_hash: "argon2-hash".to_owned(),
             roles: vec![Role::Customer],
+            email_verification: Challenge {
+                id: ChallengeId::from_uuid(Uuid::from_u128(2)),
+                expires_at: run.now,
+            },
             occurred_at: run.now,
         })
         .unwrap();
@@ -85,7 +90,9 @@ impl Run {
 
     fn execute(&mut self, command: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
         let sink = EventSink::<Account>::default();
-        let result = self.runtime.block_on(self.live.handle(command, &(), &sink));
+        let result = self
+            .runtime
+            .block_on(self.live.handle(command, &test_services(), &sink));
         let events = self.runtime.block_on(sink.collect());
         if result.is_ok() {
             self.log.extend(events.iter().cloned());
@@ -132,6 +139,9 @@ impl Run {
                     expires_at: self.now + TimeDelta::minutes(SESSION_TTL_MINUTES),
                     client_ip: None,
                     user_agent: None,
+                    proof: LoginProof::Password {
+                        second_factor: None,
+                    },
                     occurred_at: self.now,
                 })
             }

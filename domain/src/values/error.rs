@@ -33,6 +33,15 @@ pub enum ValueError {
     /// The role name is not one of [`crate::Role::ALL`].
     #[error("unknown role: expected one of customer, support, billing, admin, auditor")]
     UnknownRole,
+    /// Not an assigned ISO 3166-1 alpha-2 country code.
+    #[error("unknown country: expected an ISO 3166-1 alpha-2 code such as DE or US")]
+    InvalidCountry,
+    /// The identity document number has the wrong length or characters.
+    #[error("invalid national id: 4 to 64 letters, digits, '-', '/', '.' or single spaces")]
+    InvalidNationalId,
+    /// The reason is empty, too long or holds control characters.
+    #[error("invalid reason: 1 to 500 characters of text")]
+    InvalidReason,
 }
 
 impl ValueError {
@@ -49,6 +58,9 @@ impl ValueError {
             Self::PasswordContainsEmail => "password_contains_email",
             Self::PasswordRepetitive => "password_repetitive",
             Self::UnknownRole => "unknown_role",
+            Self::InvalidCountry => "invalid_country",
+            Self::InvalidNationalId => "invalid_national_id",
+            Self::InvalidReason => "invalid_reason",
         }
     }
 }
@@ -75,6 +87,9 @@ mod tests {
             (ValueError::PasswordContainsEmail, "password_contains_email"),
             (ValueError::PasswordRepetitive, "password_repetitive"),
             (ValueError::UnknownRole, "unknown_role"),
+            (ValueError::InvalidCountry, "invalid_country"),
+            (ValueError::InvalidNationalId, "invalid_national_id"),
+            (ValueError::InvalidReason, "invalid_reason"),
         ];
 
         for (error, code) in cases {

@@ -22,7 +22,14 @@ async fn an_admin_reads_a_customers_events_with_their_metadata() {
         .iter()
         .map(|e| e["event_type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, vec!["AccountRegistered", "SessionStarted"]);
+    assert_eq!(
+        types,
+        vec![
+            "AccountRegistered",
+            "EmailVerificationIssued",
+            "SessionStarted"
+        ]
+    );
     let registered = &events[0];
     assert_eq!(
         registered["payload"]["AccountRegistered"]["password_hash"],
@@ -34,7 +41,7 @@ async fn an_admin_reads_a_customers_events_with_their_metadata() {
     for key in ["request_id", "command_id", "correlation_id", "causation_id"] {
         assert!(meta[key].is_string(), "{key} missing in {meta}");
     }
-    let started = &events[1];
+    let started = &events[2];
     assert_eq!(
         started["payload"]["SessionStarted"]["refresh_token_hash"],
         "[redacted]"

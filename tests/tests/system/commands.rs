@@ -3,10 +3,11 @@
 use chrono::Utc;
 use sqlx::PgPool;
 use stratus_commands::register_account::{self, RegisterError, Registration};
+use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::sessions::{self, NewSession};
 use stratus_commands::{AggregateStore, CommandError, CommandMetadata};
-use stratus_domain::account::{Account, AccountError};
-use stratus_domain::{AccountId, Email, PersonName, Role, SessionId};
+use stratus_domain::account::{Account, AccountError, AccountServices, Challenge, LoginProof};
+use stratus_domain::{AccountId, ChallengeId, Email, PersonName, Role, SessionId};
 use stratus_tests::fresh_pool;
 use uuid::Uuid;
 
@@ -18,8 +19,21 @@ fn registration(email: &str) -> Registration {
         phone: None,
         password_hash: "$argon2id$test".to_owned(),
         roles: vec![Role::Customer],
+        email_verification: Challenge {
+            id: ChallengeId::from_uuid(Uuid::now_v7()),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        },
         occurred_at: Utc::now(),
     }
+}
+
+fn account_store(pool: &PgPool) -> AggregateStore<Account> {
+    AggregateStore::new(
+        pool.clone(),
+        AccountServices {
+            secrets: std::sync::Arc::new(ChallengeKeys::new(b"test key")),
+        },
+    )
 }
 
 fn meta() -> CommandMetadata {
@@ -34,6 +48,9 @@ fn new_session(account_id: AccountId) -> NewSession {
         expires_at: Utc::now() + chrono::Duration::hours(1),
         client_ip: None,
         user_agent: None,
+        proof: LoginProof::Password {
+            second_factor: None,
+        },
         occurred_at: Utc::now(),
     }
 }
@@ -61,7 +78,7 @@ async fn inject_conflicts(pool: &PgPool, n: i32) {
 #[tokio::test]
 async fn a_conflict_is_decided_again_and_succeeds_within_the_retry_budget() {
     let pool = fresh_pool().await;
-    let store = AggregateStore::<Account>::new(pool.clone(), ());
+    let store = account_store(&pool);
     let reg = registration("retry@example.com");
     let account_id = reg.account_id;
     register_account::register(&store, &pool, reg, &meta())
@@ -78,14 +95,15 @@ async fn a_conflict_is_decided_again_and_succeeds_within_the_retry_budget() {
             .await
             .unwrap()
             .len(),
-        2
+        3,
+        "registered, verification issued, session started"
     );
 }
 
 #[tokio::test]
 async fn conflicts_beyond_the_retry_budget_become_a_conflict_error_and_write_nothing() {
     let pool = fresh_pool().await;
-    let store = AggregateStore::<Account>::new(pool.clone(), ()).with_max_conflict_retries(2);
+    let store = account_store(&pool).with_max_conflict_retries(2);
     let reg = registration("exhausted@example.com");
     let account_id = reg.account_id;
     register_account::register(&store, &pool, reg, &meta())
@@ -105,14 +123,15 @@ async fn conflicts_beyond_the_retry_budget_become_a_conflict_error_and_write_not
             .await
             .unwrap()
             .len(),
-        1
+        2,
+        "only the registration's two events"
     );
 }
 
 #[tokio::test]
 async fn a_refused_registration_gives_its_email_claim_back() {
     let pool = fresh_pool().await;
-    let store = AggregateStore::<Account>::new(pool.clone(), ());
+    let store = account_store(&pool);
     let first = registration("first@example.com");
     let mut second = registration("second@example.com");
     second.account_id = first.account_id; // the same aggregate: AlreadyRegistered
@@ -138,7 +157,7 @@ async fn a_refused_registration_gives_its_email_claim_back() {
 #[tokio::test]
 async fn an_orphaned_claim_is_taken_over_but_a_live_one_is_not() {
     let pool = fresh_pool().await;
-    let store = AggregateStore::<Account>::new(pool.clone(), ());
+    let store = account_store(&pool);
     sqlx::query("INSERT INTO unique_claims (scope, value, owner_id, claimed_at) VALUES ('account.email', 'orphan@example.com', 'crashed-owner', now() - interval '1 hour')")
         .execute(&pool)
         .await

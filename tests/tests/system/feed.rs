@@ -203,7 +203,7 @@ async fn rebuilding_the_accounts_projection_reproduces_the_live_read_model() {
     let state = &app.running.as_ref().unwrap().state;
     let replayed = state.feed.rebuild("accounts").await.unwrap();
 
-    assert_eq!(replayed, 8, "admin 1, first customer 4, second customer 3");
+    assert_eq!(replayed, 11, "admin 2, first customer 5, second customer 4");
     assert_eq!(app.rows(accounts_sql).await, live_accounts);
     assert_eq!(app.rows(sessions_sql).await, live_sessions);
     assert_eq!(live_sessions.len(), 2);
