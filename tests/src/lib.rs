@@ -9,6 +9,8 @@
 // A harness whose setup fails should fail the test loudly, so panicking is the intended behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod identity;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -8,4 +8,5 @@ mod bad_input;
 mod commands;
 mod disconnect;
 mod feed;
+mod identity;
 mod operations;
