@@ -4,6 +4,7 @@
 mod accounts;
 mod architecture;
 mod audit;
+mod authorization;
 mod bad_input;
 mod commands;
 mod disconnect;

@@ -1,0 +1,191 @@
+//! The authorisation matrix: every protected route × every role (and no token), with resources
+//! owned by the caller and by someone else. A route either serves the caller's own data, or
+//! checks the role before anything else.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use stratus_domain::Role;
+use stratus_tests::TestApp;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug)]
+enum Allowed {
+    /// Anyone logged in, on their own account (the route takes no account id).
+    Own,
+    /// Only these roles.
+    Roles(&'static [Role]),
+}
+
+struct Route {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    allowed: Allowed,
+}
+
+fn route(method: Method, path: impl Into<String>, body: Option<Value>, allowed: Allowed) -> Route {
+    Route {
+        method,
+        path: path.into(),
+        body,
+        allowed,
+    }
+}
+
+const STAFF_READERS: &[Role] = &[Role::Admin, Role::Support, Role::Auditor];
+const ADMIN: &[Role] = &[Role::Admin];
+const AUDIT: &[Role] = &[Role::Admin, Role::Auditor];
+
+fn routes(victim: &str, victim_session: &str) -> Vec<Route> {
+    use Allowed::{Own, Roles};
+    vec![
+        route(Method::GET, "/me", None, Own),
+        route(
+            Method::PATCH,
+            "/me",
+            Some(json!({"name": "Renamed Person"})),
+            Own,
+        ),
+        route(
+            Method::POST,
+            "/me/kyc",
+            Some(json!({"national_id": "X1234567", "legal_name": "Some One", "country": "DE"})),
+            Own,
+        ),
+        route(Method::GET, "/me/sessions", None, Own),
+        route(Method::POST, "/auth/email/resend", Some(json!({})), Own),
+        route(Method::POST, "/auth/2fa/setup", Some(json!({})), Own),
+        route(
+            Method::POST,
+            "/auth/2fa/disable",
+            Some(json!({"code": "123456"})),
+            Own,
+        ),
+        route(
+            Method::POST,
+            "/auth/password/change",
+            Some(
+                json!({"current_password": "wrong wrong wrong", "new_password": "another passphrase 9"}),
+            ),
+            Own,
+        ),
+        route(Method::GET, "/admin/accounts", None, Roles(STAFF_READERS)),
+        route(
+            Method::GET,
+            format!("/admin/accounts/{victim}"),
+            None,
+            Roles(STAFF_READERS),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/accounts/{victim}/reinstate"),
+            Some(json!({})),
+            Roles(ADMIN),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/accounts/{victim}/suspend"),
+            Some(json!({"reason": "matrix"})),
+            Roles(ADMIN),
+        ),
+        route(
+            Method::PUT,
+            format!("/admin/accounts/{victim}/roles"),
+            Some(json!({"roles": ["customer"]})),
+            Roles(ADMIN),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/kyc/{victim}/approve"),
+            Some(json!({})),
+            Roles(ADMIN),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/kyc/{victim}/reject"),
+            Some(json!({"reason": "matrix"})),
+            Roles(ADMIN),
+        ),
+        route(Method::GET, "/audit/events", None, Roles(AUDIT)),
+        route(
+            Method::GET,
+            format!("/audit/streams/account/{victim}/events"),
+            None,
+            Roles(AUDIT),
+        ),
+        // Another account's session is answered like an unknown one, for every role.
+        route(
+            Method::DELETE,
+            format!("/me/sessions/{victim_session}"),
+            None,
+            Own,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_protected_route_answers_each_role_as_the_matrix_says() {
+    let app = TestApp::spawn().await;
+    let victim = app.customer().await;
+    let victim_session = app
+        .get("/me/sessions", Some(&victim.access_token))
+        .await
+        .body["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut callers = vec![(Role::Customer, app.customer().await.access_token)];
+    for role in [Role::Support, Role::Billing, Role::Admin, Role::Auditor] {
+        callers.push((role, app.staff_token(vec![role]).await));
+    }
+
+    let mut checked = 0;
+    for route in routes(&victim.account_id, &victim_session) {
+        let anonymous = app
+            .call(route.method.clone(), &route.path, route.body.as_ref(), None)
+            .await;
+        assert_eq!(
+            anonymous.status.as_u16(),
+            401,
+            "{} {} without a token",
+            route.method,
+            route.path
+        );
+        for (role, token) in &callers {
+            let reply = app
+                .call(
+                    route.method.clone(),
+                    &route.path,
+                    route.body.as_ref(),
+                    Some(token),
+                )
+                .await;
+            let status = reply.status.as_u16();
+            let permitted = match route.allowed {
+                Allowed::Own => true,
+                Allowed::Roles(roles) => roles.contains(role),
+            };
+            if permitted {
+                assert!(
+                    status != 401 && reply.body["code"] != "forbidden",
+                    "{role} was refused {} {}: {}",
+                    route.method,
+                    route.path,
+                    reply.body
+                );
+            } else {
+                reply.assert_problem(403, "forbidden");
+            }
+            if route.path.starts_with("/me/sessions/") {
+                reply.assert_problem(404, "not_found");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 18 * 5);
+    let victim_me = app.get("/me", Some(&victim.access_token)).await;
+    assert_ne!(
+        victim_me.body["name"], "Renamed Person",
+        "no route changed another account's profile"
+    );
+}
