@@ -94,6 +94,11 @@ pub enum EmailTransport {
     Mailbox { dir: PathBuf, from: Mailbox },
 }
 
+/// Whether `from` can be the `From` of an email (`Name <user@domain>` or `user@domain`).
+pub fn is_valid_sender(from: &str) -> bool {
+    parse_sender(from).is_ok()
+}
+
 fn parse_sender(from: &str) -> Result<Mailbox, TransportConfigError> {
     from.parse()
         .map_err(|_| TransportConfigError::Sender(from.to_owned()))
@@ -254,6 +259,9 @@ mod tests {
     fn a_bad_sender_is_refused_when_the_transport_is_built() {
         let err = EmailTransport::mailbox("/tmp", "nobody").err().unwrap();
         assert!(matches!(err, TransportConfigError::Sender(_)));
+        assert!(!is_valid_sender("Stratus <no-reply@>"));
+        assert!(is_valid_sender("Stratus <no-reply@stratus.local>"));
+        assert!(is_valid_sender("no-reply@stratus.local"));
     }
 
     #[tokio::test]
