@@ -93,7 +93,18 @@ async fn run_with(cli: Cli, settings: Settings, db: &OpenDatabase) -> Result<(),
             Ok(())
         }
         Command::Projections { action } => {
-            let feed = stratus_projections::Feed::new(pool.clone(), lifecycle::subscribers());
+            let keys = lifecycle::Keys {
+                jwt: kept_secret(&settings, settings.jwt_secret.as_ref(), JWT_SECRET_FILE)?,
+                challenge: kept_secret(
+                    &settings,
+                    settings.challenge_secret.as_ref(),
+                    CHALLENGE_SECRET_FILE,
+                )?,
+            };
+            let feed = stratus_projections::Feed::new(
+                pool.clone(),
+                lifecycle::subscribers(&settings, &keys),
+            );
             match action {
                 ProjectionsAction::List => {
                     for name in feed.subscriber_names() {

@@ -1,4 +1,4 @@
-//! Starting and stopping one Stratus process: state, feed runners, HTTP server.
+//! Starting and stopping one Stratus process: state, feed runners, outbox dispatcher, HTTP server.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -7,6 +7,11 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use sqlx::PgPool;
+use stratus_commands::account_messages::AccountMessages;
+use stratus_commands::outbox::{
+    Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
+    TransportConfigError, Transports,
+};
 use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
@@ -22,6 +27,9 @@ use crate::state::AppState;
 
 /// How long stopping waits for each feed runner to finish its batch.
 pub const FEED_STOP_TIMEOUT_MS: u64 = 5_000;
+/// How long stopping waits for the outbox dispatcher to finish the sends in flight. A send still
+/// running after that is abandoned: its lease runs out and another process sends it again.
+pub const OUTBOX_STOP_TIMEOUT_MS: u64 = 5_000;
 
 /// The keys of one process.
 #[derive(Clone)]
@@ -39,11 +47,20 @@ pub enum StartError {
     Password(#[from] crate::auth::PasswordError),
     #[error("cannot serve HTTP: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot set up outgoing messages: {0}")]
+    Outbox(#[from] TransportConfigError),
 }
 
 /// Every subscriber of the feed, in one place (add new projections and reactors here).
-pub fn subscribers() -> Vec<Arc<dyn Subscriber>> {
-    vec![Arc::new(AccountsProjection)]
+pub fn subscribers(settings: &Settings, keys: &Keys) -> Vec<Arc<dyn Subscriber>> {
+    let challenge_keys = ChallengeKeys::new(keys.challenge.expose().as_bytes());
+    vec![
+        Arc::new(AccountsProjection),
+        Arc::new(AccountMessages::new(
+            challenge_keys,
+            settings.public_base_url(),
+        )),
+    ]
 }
 
 /// A running process.
@@ -52,8 +69,10 @@ pub struct Running {
     pub local_addr: SocketAddr,
     server: ServerHandle,
     server_task: JoinHandle<std::io::Result<()>>,
-    feed_shutdown: watch::Sender<bool>,
+    /// Stops the feed runners and the outbox dispatcher.
+    background_shutdown: watch::Sender<bool>,
     feed_tasks: Vec<JoinHandle<()>>,
+    outbox_task: JoinHandle<()>,
 }
 
 /// Cores available to this process, for worker counts and the hashing pool.
@@ -63,7 +82,37 @@ pub fn cores() -> usize {
         .unwrap_or(1)
 }
 
-/// Builds the state, starts the feed runners and serves HTTP on `listener`.
+/// The outbox transports the settings ask for: the SMTP relay and the HTTP SMS provider when they
+/// are set, otherwise the development folders under the data dir.
+pub fn outbox_transports(settings: &Settings) -> Result<Transports, TransportConfigError> {
+    let email = match &settings.smtp_host {
+        Some(host) => EmailTransport::smtp(&SmtpConfig {
+            host: host.clone(),
+            port: settings.smtp_port,
+            tls: settings.smtp_tls,
+            username: settings.smtp_username.clone(),
+            password: settings
+                .smtp_password
+                .as_ref()
+                .map(|p| p.expose().to_owned()),
+            from: settings.mail_from.clone(),
+        })?,
+        None => EmailTransport::mailbox(settings.mail_dir(), &settings.mail_from)?,
+    };
+    let sms = match (&settings.sms_url, &settings.sms_from) {
+        (Some(url), Some(from)) => SmsTransport::http(HttpSmsConfig {
+            url: url.clone(),
+            account: settings.sms_account.clone(),
+            token: settings.sms_token.as_ref().map(|t| t.expose().to_owned()),
+            from: from.clone(),
+        })?,
+        _ => SmsTransport::files(settings.sms_dir()),
+    };
+    Ok(Transports { email, sms })
+}
+
+/// Builds the state, starts the feed runners and the outbox dispatcher, and serves HTTP on
+/// `listener`.
 pub async fn start(
     settings: Arc<Settings>,
     pool: PgPool,
@@ -74,9 +123,12 @@ pub async fn start(
     let passwords = tokio::task::spawn_blocking(move || Passwords::new(cores()))
         .await
         .map_err(|e| crate::auth::PasswordError::Task(e.to_string()))??;
-    let feed = Feed::new(pool.clone(), subscribers());
-    let (feed_shutdown, feed_stop) = watch::channel(false);
-    let feed_tasks = feed.start(feed_stop);
+    let transports = outbox_transports(&settings)?;
+    let feed = Feed::new(pool.clone(), subscribers(&settings, keys));
+    let (background_shutdown, background_stop) = watch::channel(false);
+    let feed_tasks = feed.start(background_stop.clone());
+    let dispatcher = Dispatcher::new(pool.clone(), transports, DispatcherConfig::default());
+    let outbox_task = dispatcher.start(background_stop);
     let tokens = web::Data::new(Tokens::new(
         keys.jwt.expose().as_bytes(),
         settings.access_token_ttl_seconds,
@@ -103,8 +155,9 @@ pub async fn start(
         local_addr,
         server: handle,
         server_task,
-        feed_shutdown,
+        background_shutdown,
         feed_tasks,
+        outbox_task,
     })
 }
 
@@ -114,11 +167,12 @@ impl Running {
         let _ = (&mut self.server_task).await;
     }
 
-    /// Graceful stop: in-flight requests finish, then the feed runners end their batch and stop.
+    /// Graceful stop: in-flight requests finish, then the feed runners end their batch and the
+    /// outbox dispatcher its sends, and only then does the pool close.
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.server_task.await;
-        let _ = self.feed_shutdown.send(true);
+        let _ = self.background_shutdown.send(true);
         for task in self.feed_tasks {
             if tokio::time::timeout(Duration::from_millis(FEED_STOP_TIMEOUT_MS), task)
                 .await
@@ -127,6 +181,63 @@ impl Running {
                 tracing::warn!("a feed runner did not stop in time");
             }
         }
+        if tokio::time::timeout(
+            Duration::from_millis(OUTBOX_STOP_TIMEOUT_MS),
+            self.outbox_task,
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                "the outbox dispatcher did not stop in time; its sends in flight will be retried"
+            );
+        }
         self.state.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn without_a_relay_or_provider_messages_go_to_the_data_dir_folders() {
+        let settings = Settings {
+            data_dir: "/var/tmp/stratus-x".into(),
+            ..Settings::default()
+        };
+
+        let transports = outbox_transports(&settings).unwrap();
+
+        assert_eq!(
+            transports.email.describe(),
+            "mailbox folder /var/tmp/stratus-x/mail"
+        );
+        assert_eq!(
+            transports.sms.describe(),
+            "SMS folder /var/tmp/stratus-x/sms"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_configured_relay_and_provider_are_used() {
+        let settings = Settings {
+            smtp_host: Some("smtp.example.com".to_owned()),
+            sms_url: Some("https://sms.example.com/Messages.json".to_owned()),
+            sms_from: Some("Stratus".to_owned()),
+            ..Settings::default()
+        };
+
+        let transports = outbox_transports(&settings).unwrap();
+
+        assert_eq!(
+            transports.email.describe(),
+            "SMTP relay smtp.example.com:587 (starttls)"
+        );
+        assert_eq!(
+            transports.sms.describe(),
+            "SMS provider https://sms.example.com"
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+pub use stratus_commands::outbox::SmtpTls;
 
 /// A value that must never be printed: Debug and Display show `[redacted]`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -80,6 +81,25 @@ pub struct Settings {
     /// `STRATUS_AUTH_RATE_LIMIT_PER_MINUTE`: requests to `/auth/*` one client IP may make per
     /// minute (a burst of the same size is allowed).
     pub auth_rate_limit_per_minute: u32,
+    /// `STRATUS_SMTP_HOST`: the SMTP relay; unset writes each email into [`Settings::mail_dir`].
+    pub smtp_host: Option<String>,
+    /// `STRATUS_SMTP_PORT`: the relay's port.
+    pub smtp_port: u16,
+    /// `STRATUS_SMTP_TLS`: `none`, `starttls` or `tls` (implicit TLS).
+    pub smtp_tls: SmtpTls,
+    /// `STRATUS_SMTP_USERNAME`, `STRATUS_SMTP_PASSWORD`: AUTH credentials; unset sends without AUTH.
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    /// `STRATUS_MAIL_FROM`: the `From` mailbox of every email.
+    pub mail_from: String,
+    /// `STRATUS_SMS_URL`: the SMS provider's messages endpoint (a Twilio-style form post); unset
+    /// writes each text message into [`Settings::sms_dir`].
+    pub sms_url: Option<String>,
+    /// `STRATUS_SMS_ACCOUNT`, `STRATUS_SMS_TOKEN`: the provider's basic-auth credentials.
+    pub sms_account: Option<String>,
+    pub sms_token: Option<Secret>,
+    /// `STRATUS_SMS_FROM`: the sender number or name; required with `STRATUS_SMS_URL`.
+    pub sms_from: Option<String>,
 }
 
 /// Default lifetime of an access token: short, because a stolen one cannot be recalled.
@@ -92,6 +112,11 @@ pub const DEFAULT_AUTH_RATE_LIMIT_PER_MINUTE: u32 = 30;
 /// Default pool size: enough for 2 cores serving many concurrent requests, well under the private
 /// cluster's `max_connections` of 200 so that tests and tools fit beside it.
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 32;
+/// Default SMTP port: the message submission port (RFC 6409), where relays expect STARTTLS.
+pub const DEFAULT_SMTP_PORT: u16 = 587;
+/// Default sender: a name and an address under a reserved-looking local domain, so development
+/// mail is recognisable and never looks like a real provider's.
+pub const DEFAULT_MAIL_FROM: &str = "Stratus <no-reply@stratus.local>";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -111,6 +136,16 @@ impl Default for Settings {
             challenge_secret: None,
             public_url: None,
             auth_rate_limit_per_minute: DEFAULT_AUTH_RATE_LIMIT_PER_MINUTE,
+            smtp_host: None,
+            smtp_port: DEFAULT_SMTP_PORT,
+            smtp_tls: SmtpTls::StartTls,
+            smtp_username: None,
+            smtp_password: None,
+            mail_from: DEFAULT_MAIL_FROM.to_owned(),
+            sms_url: None,
+            sms_account: None,
+            sms_token: None,
+            sms_from: None,
         }
     }
 }
@@ -134,6 +169,16 @@ struct FileLayer {
     challenge_secret: Option<Secret>,
     public_url: Option<String>,
     auth_rate_limit_per_minute: Option<u32>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    smtp_tls: Option<SmtpTls>,
+    smtp_username: Option<String>,
+    smtp_password: Option<Secret>,
+    mail_from: Option<String>,
+    sms_url: Option<String>,
+    sms_account: Option<String>,
+    sms_token: Option<Secret>,
+    sms_from: Option<String>,
 }
 
 /// A setting that could not be read.
@@ -235,6 +280,36 @@ impl Settings {
         if let Some(v) = f.auth_rate_limit_per_minute {
             self.auth_rate_limit_per_minute = v;
         }
+        if f.smtp_host.is_some() {
+            self.smtp_host = f.smtp_host;
+        }
+        if let Some(v) = f.smtp_port {
+            self.smtp_port = v;
+        }
+        if let Some(v) = f.smtp_tls {
+            self.smtp_tls = v;
+        }
+        if f.smtp_username.is_some() {
+            self.smtp_username = f.smtp_username;
+        }
+        if f.smtp_password.is_some() {
+            self.smtp_password = f.smtp_password;
+        }
+        if let Some(v) = f.mail_from {
+            self.mail_from = v;
+        }
+        if f.sms_url.is_some() {
+            self.sms_url = f.sms_url;
+        }
+        if f.sms_account.is_some() {
+            self.sms_account = f.sms_account;
+        }
+        if f.sms_token.is_some() {
+            self.sms_token = f.sms_token;
+        }
+        if f.sms_from.is_some() {
+            self.sms_from = f.sms_from;
+        }
     }
 
     fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), SettingsError> {
@@ -293,6 +368,39 @@ impl Settings {
         if let Some(v) = get("STRATUS_AUTH_RATE_LIMIT_PER_MINUTE") {
             self.auth_rate_limit_per_minute = parse("STRATUS_AUTH_RATE_LIMIT_PER_MINUTE", &v)?;
         }
+        if let Some(v) = get("STRATUS_SMTP_HOST") {
+            self.smtp_host = Some(v);
+        }
+        if let Some(v) = get("STRATUS_SMTP_PORT") {
+            self.smtp_port = parse("STRATUS_SMTP_PORT", &v)?;
+        }
+        if let Some(v) = get("STRATUS_SMTP_TLS") {
+            self.smtp_tls = SmtpTls::parse(&v).ok_or_else(|| SettingsError::Variable {
+                name: "STRATUS_SMTP_TLS",
+                message: "expected `none`, `starttls` or `tls`".to_owned(),
+            })?;
+        }
+        if let Some(v) = get("STRATUS_SMTP_USERNAME") {
+            self.smtp_username = Some(v);
+        }
+        if let Some(v) = get("STRATUS_SMTP_PASSWORD") {
+            self.smtp_password = Some(Secret::new(v));
+        }
+        if let Some(v) = get("STRATUS_MAIL_FROM") {
+            self.mail_from = v;
+        }
+        if let Some(v) = get("STRATUS_SMS_URL") {
+            self.sms_url = Some(v);
+        }
+        if let Some(v) = get("STRATUS_SMS_ACCOUNT") {
+            self.sms_account = Some(v);
+        }
+        if let Some(v) = get("STRATUS_SMS_TOKEN") {
+            self.sms_token = Some(Secret::new(v));
+        }
+        if let Some(v) = get("STRATUS_SMS_FROM") {
+            self.sms_from = Some(v);
+        }
         Ok(())
     }
 
@@ -345,7 +453,45 @@ impl Settings {
                 });
             }
         }
+        self.check_messaging()
+    }
+
+    fn check_messaging(&self) -> Result<(), SettingsError> {
+        if !stratus_commands::outbox::email::is_valid_sender(&self.mail_from) {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_MAIL_FROM",
+                message: "expected a mailbox such as `Stratus <no-reply@example.com>`".to_owned(),
+            });
+        }
+        if self.smtp_password.is_some() && self.smtp_username.is_none() {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_SMTP_USERNAME",
+                message: "must be set with STRATUS_SMTP_PASSWORD".to_owned(),
+            });
+        }
+        if self.sms_url.is_some() && self.sms_from.is_none() {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_SMS_FROM",
+                message: "must be set with STRATUS_SMS_URL".to_owned(),
+            });
+        }
+        if self.sms_token.is_some() && self.sms_account.is_none() {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_SMS_ACCOUNT",
+                message: "must be set with STRATUS_SMS_TOKEN".to_owned(),
+            });
+        }
         Ok(())
+    }
+
+    /// The development mailbox: one `.eml` file per email when no SMTP relay is set.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
+    }
+
+    /// The development SMS folder: one `.txt` file per text message when no provider is set.
+    pub fn sms_dir(&self) -> PathBuf {
+        self.data_dir.join("sms")
     }
 }
 
@@ -416,12 +562,88 @@ mod tests {
     }
 
     #[test]
+    fn without_mail_or_sms_settings_messages_go_to_folders_in_the_data_dir() {
+        let s = Settings::from_sources(None, &env(&[("STRATUS_DATA_DIR", "/var/tmp/st")])).unwrap();
+        assert!(s.smtp_host.is_none());
+        assert_eq!((s.smtp_port, s.smtp_tls), (587, SmtpTls::StartTls));
+        assert_eq!(s.mail_from, "Stratus <no-reply@stratus.local>");
+        assert!(s.sms_url.is_none());
+        assert_eq!(s.mail_dir(), PathBuf::from("/var/tmp/st/mail"));
+        assert_eq!(s.sms_dir(), PathBuf::from("/var/tmp/st/sms"));
+    }
+
+    #[test]
+    fn mail_and_sms_settings_come_from_the_file_and_the_environment() {
+        let dir =
+            std::env::temp_dir().join(format!("stratus-settings-mail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("stratus.toml");
+        std::fs::write(
+            &file,
+            "smtp_host = \"smtp.example.com\"\nsmtp_tls = \"tls\"\nsms_from = \"Stratus\"\n",
+        )
+        .unwrap();
+        let s = Settings::from_sources(
+            Some(&file),
+            &env(&[
+                ("STRATUS_SMTP_PORT", "465"),
+                ("STRATUS_SMTP_USERNAME", "mailer"),
+                ("STRATUS_SMTP_PASSWORD", "mail-pass"),
+                ("STRATUS_MAIL_FROM", "Ops <ops@example.com>"),
+                ("STRATUS_SMS_URL", "https://sms.example.com/Messages.json"),
+                ("STRATUS_SMS_ACCOUNT", "AC1"),
+                ("STRATUS_SMS_TOKEN", "sms-token"),
+            ]),
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(s.smtp_host.as_deref(), Some("smtp.example.com"));
+        assert_eq!((s.smtp_port, s.smtp_tls), (465, SmtpTls::Tls));
+        assert_eq!(s.smtp_username.as_deref(), Some("mailer"));
+        assert_eq!(
+            s.smtp_password.as_ref().map(Secret::expose),
+            Some("mail-pass")
+        );
+        assert_eq!(s.mail_from, "Ops <ops@example.com>");
+        assert_eq!(
+            s.sms_url.as_deref(),
+            Some("https://sms.example.com/Messages.json")
+        );
+        assert_eq!(s.sms_account.as_deref(), Some("AC1"));
+        assert_eq!(s.sms_token.as_ref().map(Secret::expose), Some("sms-token"));
+        assert_eq!(s.sms_from.as_deref(), Some("Stratus"));
+    }
+
+    #[test]
+    fn an_incomplete_or_bad_mail_or_sms_setting_names_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("STRATUS_SMTP_TLS", "ssl")], "STRATUS_SMTP_TLS"),
+            (&[("STRATUS_SMTP_PORT", "smtp")], "STRATUS_SMTP_PORT"),
+            (&[("STRATUS_MAIL_FROM", "nobody")], "STRATUS_MAIL_FROM"),
+            (&[("STRATUS_SMTP_PASSWORD", "p")], "STRATUS_SMTP_USERNAME"),
+            (
+                &[("STRATUS_SMS_URL", "https://sms.example.com")],
+                "STRATUS_SMS_FROM",
+            ),
+            (&[("STRATUS_SMS_TOKEN", "t")], "STRATUS_SMS_ACCOUNT"),
+        ];
+        for (pairs, name) in cases {
+            let err = Settings::from_sources(None, &env(pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
     fn secrets_never_print() {
         let s = Settings::from_sources(
             None,
             &env(&[
                 ("DATABASE_URL", "postgres://u:hunter2@h/db"),
                 ("STRATUS_ADMIN_PASSWORD", "hunter2hunter2"),
+                ("STRATUS_SMTP_USERNAME", "mailer"),
+                ("STRATUS_SMTP_PASSWORD", "hunter2-smtp"),
+                ("STRATUS_SMS_ACCOUNT", "AC1"),
+                ("STRATUS_SMS_TOKEN", "hunter2-sms"),
             ]),
         )
         .unwrap();

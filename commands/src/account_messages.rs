@@ -48,7 +48,10 @@ struct Recipient {
     phone: Option<String>,
 }
 
-async fn recipient(tx: &mut PgConnection, account_id: Uuid) -> Result<Option<Recipient>, sqlx::Error> {
+async fn recipient(
+    tx: &mut PgConnection,
+    account_id: Uuid,
+) -> Result<Option<Recipient>, sqlx::Error> {
     let row: Option<(String, String, Option<String>)> =
         sqlx::query_as("SELECT name, email, phone FROM message_recipients WHERE account_id = $1")
             .bind(account_id)
@@ -99,7 +102,13 @@ impl Subscriber for AccountMessages {
 }
 
 impl AccountMessages {
-    fn link(&self, path: &str, purpose: LinkPurpose, account: AccountId, challenge: ChallengeId) -> String {
+    fn link(
+        &self,
+        path: &str,
+        purpose: LinkPurpose,
+        account: AccountId,
+        challenge: ChallengeId,
+    ) -> String {
         let token = self.keys.link_token(purpose, account, challenge);
         format!("{}{path}?token={token}", self.public_url)
     }
@@ -154,9 +163,22 @@ impl AccountMessages {
                 ..
             } if expires_at > now => {
                 let name = recipient(tx, id).await?.map(|r| r.name).unwrap_or_default();
-                let link = self.link("/api/v1/auth/email/verify", LinkPurpose::VerifyEmail, account, challenge_id);
-                let rendered = templates::VerifyEmail { name: &name, link: &link }.email();
-                Some(OutboxMessage::email(key("verify-email"), email.as_str(), rendered))
+                let link = self.link(
+                    "/api/v1/auth/email/verify",
+                    LinkPurpose::VerifyEmail,
+                    account,
+                    challenge_id,
+                );
+                let rendered = templates::VerifyEmail {
+                    name: &name,
+                    link: &link,
+                }
+                .email();
+                Some(OutboxMessage::email(
+                    key("verify-email"),
+                    email.as_str(),
+                    rendered,
+                ))
             }
             AccountEvent::PhoneVerificationIssued {
                 challenge_id,
@@ -188,9 +210,11 @@ impl AccountMessages {
                     minutes_valid: minutes_between(issued_at, expires_at),
                 };
                 match (channel, to.phone) {
-                    (CodeChannel::Email, _) => {
-                        Some(OutboxMessage::email(key("login-code"), to.email, template.email()))
-                    }
+                    (CodeChannel::Email, _) => Some(OutboxMessage::email(
+                        key("login-code"),
+                        to.email,
+                        template.email(),
+                    )),
                     (CodeChannel::Sms, Some(phone)) => {
                         Some(OutboxMessage::sms(key("login-code"), phone, template.sms()))
                     }
@@ -205,14 +229,23 @@ impl AccountMessages {
                 let Some(to) = recipient(tx, id).await? else {
                     return Ok(());
                 };
-                let link = self.link("/reset-password", LinkPurpose::ResetPassword, account, challenge_id);
+                let link = self.link(
+                    "/reset-password",
+                    LinkPurpose::ResetPassword,
+                    account,
+                    challenge_id,
+                );
                 let rendered = templates::PasswordReset {
                     name: &to.name,
                     link: &link,
                     minutes_valid: minutes_between(issued_at, expires_at),
                 }
                 .email();
-                Some(OutboxMessage::email(key("password-reset"), to.email, rendered))
+                Some(OutboxMessage::email(
+                    key("password-reset"),
+                    to.email,
+                    rendered,
+                ))
             }
             AccountEvent::PasswordChanged { .. } | AccountEvent::PasswordReset { .. } => {
                 self.notice(tx, id, key("password-changed"), |name| {

@@ -4,15 +4,19 @@
 //! and is appended to the PostgreSQL event store by postgres-es ([`aggregate_store`]). Unique values
 //! across aggregates are claimed first ([`unique_claims`]). One module per use case
 //! ([`register_account`], [`sessions`], [`phone_verification`], [`administration`]); the
-//! secrets behind codes, links and TOTP are in [`secrets`].
+//! secrets behind codes, links and TOTP are in [`secrets`]. Email and SMS leave through the
+//! [`outbox`]: reactors such as [`account_messages`] enqueue rendered messages in their
+//! transaction, a dispatcher sends them with retries.
 //!
 //! This crate never reads read models to make a decision that the aggregate should make, and never
 //! talks HTTP. Start reading at [`aggregate_store::AggregateStore::execute`].
 
+pub mod account_messages;
 pub mod administration;
 pub mod aggregate_store;
 pub mod detached;
 pub mod metadata;
+pub mod outbox;
 pub mod phone_verification;
 pub mod register_account;
 pub mod secrets;

@@ -3,26 +3,34 @@
 //! One throwaway PostgreSQL cluster per test process (started on first use from the machine's
 //! PostgreSQL binaries, removed by its watchdog when the process ends), a template database migrated
 //! once, and a fresh database per test cloned from it. [`TestApp`] runs the real application on a
-//! random port and talks to it over real HTTP.
+//! random port and talks to it over real HTTP. Each app gets its own real SMTP server
+//! ([`MailServer`]) and HTTP SMS provider ([`SmsServer`]) on loopback, so tests read the codes and
+//! links that the app sends out of the delivered messages (`app.mail`, `app.sms`).
 //!
 //! Set `STRATUS_TEST_LOG=debug` (any tracing filter) to see the application's logs in a test run.
 // A harness whose setup fails should fail the test loudly, so panicking is the intended behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod identity;
+pub mod mail_server;
+pub mod sms_server;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use stratus_api::cluster::{ephemeral_dir, ClusterOptions, PrivateCluster};
 use stratus_api::lifecycle::{self, Running};
-use stratus_api::settings::{Secret, Settings};
-use tokio::sync::OnceCell;
+use stratus_api::settings::{Secret, Settings, SmtpTls};
+use tokio::sync::{watch, OnceCell};
 use uuid::Uuid;
+
+pub use mail_server::{CapturedEmail, MailServer};
+pub use sms_server::{CapturedSms, SmsServer, TEST_SMS_ACCOUNT};
 
 /// The migrated database every test database is cloned from.
 pub const TEMPLATE_DATABASE: &str = "stratus_template";
@@ -41,6 +49,40 @@ pub const ADMIN_PASSWORD: &str = "operator passphrase for tests";
 pub const TEST_POOL_CONNECTIONS: u32 = 8;
 /// HTTP workers of a test app.
 pub const TEST_WORKERS: usize = 2;
+/// The SMTP credentials a test app authenticates with (the test server records them).
+pub const TEST_SMTP_USERNAME: &str = "stratus-mailer";
+pub const TEST_SMTP_PASSWORD: &str = "smtp password for tests";
+/// The SMS provider credentials and sender of a test app.
+pub const TEST_SMS_TOKEN: &str = "sms token for tests";
+pub const TEST_SMS_FROM: &str = "+15005550006";
+/// The sender of a test app's emails.
+pub const TEST_MAIL_FROM: &str = "Stratus <no-reply@stratus.test>";
+/// How long a test waits for a message the app sends (delivery is asynchronous, through the outbox).
+pub const MESSAGE_WAIT_MS: u64 = 10_000;
+
+/// The default wait for a delivered message.
+pub fn message_wait() -> Duration {
+    Duration::from_millis(MESSAGE_WAIT_MS)
+}
+
+/// Calls `probe` until it finds something, each time `changes` moves, for at most `timeout`.
+pub(crate) async fn wait_until<T>(
+    mut changes: watch::Receiver<usize>,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        changes.borrow_and_update();
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return probe(),
+        }
+    }
+}
 
 struct Shared {
     cluster: PrivateCluster,
@@ -136,6 +178,28 @@ pub fn test_keys() -> lifecycle::Keys {
     }
 }
 
+/// Settings of a test app whose email goes to `mail` (SMTP without TLS, with AUTH) and whose SMS
+/// go to `sms` (form posts with basic auth).
+pub fn test_settings_with_peers(
+    database_url: &str,
+    mail: &MailServer,
+    sms: &SmsServer,
+) -> Settings {
+    Settings {
+        smtp_host: Some("127.0.0.1".to_owned()),
+        smtp_port: mail.port(),
+        smtp_tls: SmtpTls::None,
+        smtp_username: Some(TEST_SMTP_USERNAME.to_owned()),
+        smtp_password: Some(Secret::new(TEST_SMTP_PASSWORD)),
+        mail_from: TEST_MAIL_FROM.to_owned(),
+        sms_url: Some(sms.url()),
+        sms_account: Some(TEST_SMS_ACCOUNT.to_owned()),
+        sms_token: Some(Secret::new(TEST_SMS_TOKEN)),
+        sms_from: Some(TEST_SMS_FROM.to_owned()),
+        ..test_settings(database_url)
+    }
+}
+
 /// The real application on a random port, over a fresh database.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`
@@ -145,6 +209,10 @@ pub struct TestApp {
     pub pool: PgPool,
     pub client: reqwest::Client,
     pub running: Option<Running>,
+    /// The SMTP server this app sends its email to.
+    pub mail: MailServer,
+    /// The SMS provider this app posts its text messages to.
+    pub sms: SmsServer,
 }
 
 /// A response with its status, headers and JSON body (`Value::Null` when empty or not JSON).
@@ -199,14 +267,18 @@ impl TestApp {
         Self::spawn_on(&url).await
     }
 
-    /// Starts the app on an existing database (a second process on the same log).
+    /// Starts the app on an existing database (a second process on the same log), with mail and
+    /// SMS servers of its own.
     pub async fn spawn_on(url: &str) -> TestApp {
         Self::spawn_with(url, |_| {}).await
     }
 
-    /// Starts the app on `url` with settings adjusted by `adjust`.
+    /// Starts the app on `url` with settings adjusted by `adjust`, with mail and SMS servers of
+    /// its own.
     pub async fn spawn_with(url: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        let mut settings = test_settings(url);
+        let mail = MailServer::start().await;
+        let sms = SmsServer::start().await;
+        let mut settings = test_settings_with_peers(url, &mail, &sms);
         adjust(&mut settings);
         stratus_api::telemetry::init(&settings);
         let pool = stratus_api::database::connect(&Secret::new(url), TEST_POOL_CONNECTIONS)
@@ -231,6 +303,8 @@ impl TestApp {
             pool,
             client: reqwest::Client::new(),
             running: Some(running),
+            mail,
+            sms,
         }
     }
 

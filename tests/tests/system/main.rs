@@ -11,3 +11,4 @@ mod disconnect;
 mod feed;
 mod identity;
 mod operations;
+mod outbox;
