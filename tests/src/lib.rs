@@ -278,13 +278,15 @@ impl TestApp {
     pub async fn spawn_with(url: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let mail = MailServer::start().await;
         let sms = SmsServer::start().await;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
         let mut settings = test_settings_with_peers(url, &mail, &sms);
+        // Links in messages point at this app, so a test can follow them.
+        settings.public_url = Some(format!("http://{}", listener.local_addr().unwrap()));
         adjust(&mut settings);
         stratus_api::telemetry::init(&settings);
         let pool = stratus_api::database::connect(&Secret::new(url), TEST_POOL_CONNECTIONS)
             .await
             .unwrap_or_else(|e| panic!("pool: {e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
         let running = lifecycle::start(
             Arc::new(settings),
             pool.clone(),

@@ -10,5 +10,6 @@ mod commands;
 mod disconnect;
 mod feed;
 mod identity;
+mod identity_messages;
 mod operations;
 mod outbox;
