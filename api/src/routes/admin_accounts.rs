@@ -171,6 +171,25 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(staff_view(&state, path.into_inner()).await?))
 }
 
+/// Runs a staff command on an existing account and answers its staff view once projected.
+async fn staff_command(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    target: Uuid,
+    command: AccountCommand,
+) -> Result<HttpResponse, ApiError> {
+    staff_view(state, target).await?;
+    let appended = run_account(
+        state,
+        AccountId::from_uuid(target),
+        command,
+        caller.metadata(),
+    )
+    .await?;
+    let consistency = state.read_your_writes(appended.position, READS).await?;
+    Ok(consistency.mark(HttpResponse::Ok().json(staff_view(state, target).await?)))
+}
+
 /// A reason for a suspension or a rejection.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReasonRequest {
@@ -268,21 +287,11 @@ pub async fn reinstate(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_any(WRITERS)?;
-    let target = path.into_inner();
-    staff_view(&state, target).await?;
     let command = AccountCommand::Reinstate {
         by: caller.account_id,
         occurred_at: Utc::now(),
     };
-    let appended = run_account(
-        &state,
-        AccountId::from_uuid(target),
-        command,
-        caller.metadata(),
-    )
-    .await?;
-    let consistency = state.read_your_writes(appended.position, READS).await?;
-    Ok(consistency.mark(HttpResponse::Ok().json(staff_view(&state, target).await?)))
+    staff_command(&state, &caller, path.into_inner(), command).await
 }
 
 /// `PUT /admin/accounts/{id}/roles`.
@@ -346,21 +355,11 @@ pub async fn approve_kyc(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_any(WRITERS)?;
-    let target = path.into_inner();
-    staff_view(&state, target).await?;
     let command = AccountCommand::ApproveKyc {
         reviewer: caller.account_id,
         occurred_at: Utc::now(),
     };
-    let appended = run_account(
-        &state,
-        AccountId::from_uuid(target),
-        command,
-        caller.metadata(),
-    )
-    .await?;
-    let consistency = state.read_your_writes(appended.position, READS).await?;
-    Ok(consistency.mark(HttpResponse::Ok().json(staff_view(&state, target).await?)))
+    staff_command(&state, &caller, path.into_inner(), command).await
 }
 
 /// Rejects the pending identity details with a reason shown to the customer.
@@ -376,20 +375,10 @@ pub async fn reject_kyc(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_any(WRITERS)?;
     let reason = reason(body.0)?;
-    let target = path.into_inner();
-    staff_view(&state, target).await?;
     let command = AccountCommand::RejectKyc {
         reviewer: caller.account_id,
         reason,
         occurred_at: Utc::now(),
     };
-    let appended = run_account(
-        &state,
-        AccountId::from_uuid(target),
-        command,
-        caller.metadata(),
-    )
-    .await?;
-    let consistency = state.read_your_writes(appended.position, READS).await?;
-    Ok(consistency.mark(HttpResponse::Ok().json(staff_view(&state, target).await?)))
+    staff_command(&state, &caller, path.into_inner(), command).await
 }
