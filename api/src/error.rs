@@ -50,6 +50,27 @@ impl FieldError {
     }
 }
 
+/// Parses a required field with a value type's constructor, collecting a field error (missing or
+/// refused) instead of stopping at the first one.
+pub fn required_field<T>(
+    errors: &mut Vec<FieldError>,
+    name: &str,
+    value: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, ValueError>,
+) -> Option<T> {
+    match value.map(parse) {
+        None => {
+            errors.push(FieldError::required(name));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(FieldError::from_value(name, &e));
+            None
+        }
+        Some(Ok(v)) => Some(v),
+    }
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::auth::{new_refresh_token, refresh_token_hash, refresh_token_session, Tokens};
 use crate::challenges;
-use crate::error::{command_error, ApiError, FieldError};
+use crate::error::{command_error, required_field, ApiError, FieldError};
 use crate::extract::{Json, RequestContext, TokenHolder};
 use crate::registration::{self, NewAccount};
 use crate::state::{run_account, AppState, Consistency};
@@ -53,28 +53,8 @@ struct ValidRegistration {
 
 fn validate_registration(body: RegisterRequest) -> Result<ValidRegistration, ApiError> {
     let mut errors = Vec::new();
-    let name = match body.name.as_deref().map(PersonName::parse) {
-        None => {
-            errors.push(FieldError::required("name"));
-            None
-        }
-        Some(Err(e)) => {
-            errors.push(FieldError::from_value("name", &e));
-            None
-        }
-        Some(Ok(v)) => Some(v),
-    };
-    let email = match body.email.as_deref().map(Email::parse) {
-        None => {
-            errors.push(FieldError::required("email"));
-            None
-        }
-        Some(Err(e)) => {
-            errors.push(FieldError::from_value("email", &e));
-            None
-        }
-        Some(Ok(v)) => Some(v),
-    };
+    let name = required_field(&mut errors, "name", body.name.as_deref(), PersonName::parse);
+    let email = required_field(&mut errors, "email", body.email.as_deref(), Email::parse);
     let phone = match body
         .phone
         .as_deref()

@@ -10,7 +10,7 @@ use stratus_projections::accounts;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{required_field, ApiError, FieldError};
 use crate::extract::{Caller, Json};
 use crate::state::{run_account, AppState};
 
@@ -143,28 +143,6 @@ pub struct KycState {
     pub kyc_status: String,
 }
 
-fn field<T, E>(
-    errors: &mut Vec<FieldError>,
-    name: &str,
-    value: Option<&str>,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Option<T>
-where
-    E: Into<stratus_domain::ValueError>,
-{
-    match value.map(parse) {
-        None => {
-            errors.push(FieldError::required(name));
-            None
-        }
-        Some(Err(e)) => {
-            errors.push(FieldError::from_value(name, &e.into()));
-            None
-        }
-        Some(Ok(v)) => Some(v),
-    }
-}
-
 /// Submits identity details for staff review.
 #[utoipa::path(post, path = "/api/v1/me/kyc", tag = "identity", security(("bearer" = [])), request_body = KycRequest,
     responses((status = 202, body = KycState), (status = 409, description = "kyc_already_pending, kyc_already_approved", body = crate::error::Problem),
@@ -177,19 +155,19 @@ pub async fn submit_kyc(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let mut errors = Vec::new();
-    let national_id = field(
+    let national_id = required_field(
         &mut errors,
         "national_id",
         body.national_id.as_deref(),
         NationalId::parse,
     );
-    let legal_name = field(
+    let legal_name = required_field(
         &mut errors,
         "legal_name",
         body.legal_name.as_deref(),
         PersonName::parse,
     );
-    let country = field(
+    let country = required_field(
         &mut errors,
         "country",
         body.country.as_deref(),

@@ -171,6 +171,10 @@ pub async fn verify_phone(
             state.read_your_writes(appended.position, READS).await?;
             Ok(HttpResponse::NoContent().finish())
         }
-        PhoneOutcome::WrongCode(_) => Err(account_refusal(&AccountError::PhoneCodeInvalid)),
+        PhoneOutcome::WrongCode(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "phone_code_invalid",
+            "the code is wrong; after five wrong codes a new one must be requested",
+        )),
     }
 }

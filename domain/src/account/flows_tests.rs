@@ -1167,3 +1167,48 @@ fn every_error_code_is_pinned() {
         assert_eq!(error.code(), code);
     }
 }
+
+#[test]
+fn reinstatement_lifts_a_login_lock() {
+    let account = replay(vec![
+        registered(),
+        failed(5, 1),
+        AccountEvent::AccountLocked {
+            failures: 5,
+            locked_until: at(2),
+            locked_at: at(1),
+        },
+        AccountEvent::AccountSuspended {
+            by: staff_id(),
+            reason: Reason::parse("review").unwrap(),
+            suspended_at: at(1),
+        },
+        AccountEvent::AccountReinstated {
+            by: staff_id(),
+            reinstated_at: at(1),
+        },
+    ]);
+    assert_eq!(account.status(), AccountStatus::Active);
+    assert_eq!((account.failed_logins(), account.locked_until()), (0, None));
+}
+
+#[test]
+fn no_login_code_is_issued_to_a_suspended_account() {
+    given(vec![
+        registered(),
+        AccountEvent::AccountSuspended {
+            by: staff_id(),
+            reason: Reason::parse("fraud").unwrap(),
+            suspended_at: at(1),
+        },
+    ])
+    .when(AccountCommand::IssueLoginCode {
+        challenge: Challenge {
+            id: challenge(1),
+            expires_at: at(10),
+        },
+        channel: CodeChannel::Email,
+        occurred_at: at(2),
+    })
+    .then_expect_error(AccountError::AccountSuspended);
+}

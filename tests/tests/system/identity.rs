@@ -354,6 +354,24 @@ async fn a_verified_phone_logs_in_and_belongs_to_one_account() {
     )
     .await
     .assert_problem(409, "phone_taken");
+
+    // Once the first account moves to another number, the old one is free to verify elsewhere.
+    let moved = json!({"phone": "+4915112345678"});
+    app.call(
+        Method::PATCH,
+        "/me",
+        Some(&moved),
+        Some(&first.access_token),
+    )
+    .await;
+    let freed = app
+        .post(
+            "/auth/phone/verify",
+            &json!({"code": second_code}),
+            Some(&second.access_token),
+        )
+        .await;
+    assert_eq!(freed.status.as_u16(), 204, "{}", freed.body);
 }
 
 fn totp_now(secret_base32: &str, offset_steps: i64) -> String {
