@@ -5,11 +5,14 @@
 //! same constructor (`#[serde(try_from = "String")]`), so an event or request body cannot smuggle in
 //! an invalid value either.
 //!
+//! [`Money`] has its own error type, [`MoneyError`], because arithmetic fails too, not only parsing.
+//!
 //! Passwords are the exception: the plaintext must never be stored or enter an event, so there is
 //! no `Password` type, only the pure policy [`check_password_strength`].
 
 mod email;
 mod error;
+mod money;
 mod password;
 mod person_name;
 mod phone;
@@ -17,6 +20,7 @@ mod role;
 
 pub use email::{Email, EmailProblem, EMAIL_LOCAL_PART_MAX_CHARS, EMAIL_MAX_CHARS};
 pub use error::ValueError;
+pub use money::{Currency, Money, MoneyError, MICROS_PER_UNIT, MONEY_DECIMALS};
 pub use password::{
     check_password_strength, PASSWORD_EMAIL_LOCAL_PART_MIN_CHARS, PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,
