@@ -12,6 +12,7 @@
 
 mod email;
 mod error;
+mod ledger_reference;
 mod money;
 mod password;
 mod person_name;
@@ -20,6 +21,7 @@ mod role;
 
 pub use email::{Email, EmailProblem, EMAIL_LOCAL_PART_MAX_CHARS, EMAIL_MAX_CHARS};
 pub use error::ValueError;
+pub use ledger_reference::{LedgerReference, LEDGER_REFERENCE_MAX_CHARS};
 pub use money::{Currency, Money, MoneyError, MICROS_PER_UNIT, MONEY_DECIMALS};
 pub use password::{
     check_password_strength, PASSWORD_EMAIL_LOCAL_PART_MIN_CHARS, PASSWORD_MAX_CHARS,

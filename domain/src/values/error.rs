@@ -1,5 +1,5 @@
 use super::{EmailProblem, NameProblem, PhoneProblem};
-use super::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+use super::{LEDGER_REFERENCE_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 
 /// Why an input was refused. One variant per rule (the email, name and phone variants carry which
 /// of their rules failed); tests match variants, the API reports [`ValueError::code`] and the
@@ -33,6 +33,9 @@ pub enum ValueError {
     /// The role name is not one of [`crate::Role::ALL`].
     #[error("unknown role: expected one of customer, support, billing, admin, auditor")]
     UnknownRole,
+    /// The ledger reference broke the rules of [`crate::LedgerReference::parse`].
+    #[error("invalid reference: expected 1 to {max} printable ASCII characters without spaces", max = LEDGER_REFERENCE_MAX_CHARS)]
+    InvalidLedgerReference,
 }
 
 impl ValueError {
@@ -49,6 +52,7 @@ impl ValueError {
             Self::PasswordContainsEmail => "password_contains_email",
             Self::PasswordRepetitive => "password_repetitive",
             Self::UnknownRole => "unknown_role",
+            Self::InvalidLedgerReference => "invalid_reference",
         }
     }
 }
@@ -75,6 +79,7 @@ mod tests {
             (ValueError::PasswordContainsEmail, "password_contains_email"),
             (ValueError::PasswordRepetitive, "password_repetitive"),
             (ValueError::UnknownRole, "unknown_role"),
+            (ValueError::InvalidLedgerReference, "invalid_reference"),
         ];
 
         for (error, code) in cases {
