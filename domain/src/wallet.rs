@@ -51,6 +51,8 @@ use crate::ids::{AccountId, PaymentId, WithdrawalId};
 use crate::values::{Currency, LedgerReference, Money, MoneyError};
 
 #[cfg(test)]
+mod invariants;
+#[cfg(test)]
 mod tests;
 
 /// Longest accepted withdrawal destination, in characters: an IBAN has at most 34, this leaves
