@@ -818,10 +818,7 @@ impl OpenWallet {
                 amount_received,
                 occurred_at,
             } => {
-                let top_up = self
-                    .top_ups
-                    .get(&payment_id)
-                    .ok_or(WalletError::PaymentNotFound)?;
+                let top_up = self.top_up(&payment_id)?;
                 match top_up.status {
                     TopUpStatus::Pending => {}
                     TopUpStatus::Completed => return Ok(None),
@@ -843,10 +840,7 @@ impl OpenWallet {
                 reason,
                 occurred_at,
             } => {
-                let top_up = self
-                    .top_ups
-                    .get(&payment_id)
-                    .ok_or(WalletError::PaymentNotFound)?;
+                let top_up = self.top_up(&payment_id)?;
                 match top_up.status {
                     TopUpStatus::Pending => Ok(Some(WalletEvent::TopUpFailed {
                         payment_id,
@@ -1195,6 +1189,12 @@ impl OpenWallet {
             return Err(WalletError::AmountNegative);
         }
         Ok(amount)
+    }
+
+    fn top_up(&self, payment_id: &PaymentId) -> Result<&TopUpState, WalletError> {
+        self.top_ups
+            .get(payment_id)
+            .ok_or(WalletError::PaymentNotFound)
     }
 
     fn withdrawal(&self, withdrawal_id: &WithdrawalId) -> Result<&WithdrawalState, WalletError> {
