@@ -248,12 +248,23 @@ pub enum PaymentGateway {
 }
 
 impl PaymentGateway {
+    /// Every gateway, in declaration order.
+    pub const ALL: [PaymentGateway; 2] = [Self::Stripe, Self::Manual];
+
     /// The stored and wire name, same as the serde form.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Stripe => "stripe",
             Self::Manual => "manual",
         }
+    }
+
+    /// The gateway of a stored or wire name (exact match, as in a URL path segment); `None` for
+    /// any other text.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|gateway| gateway.as_str() == name)
     }
 }
 

@@ -1852,8 +1852,10 @@ fn gateway_and_reason_names_are_pinned_because_they_are_stored_in_events() {
         (RefundReason::Adjustment, "adjustment"),
     ];
 
+    assert_eq!(PaymentGateway::ALL.len(), gateways.len());
     for (gateway, name) in gateways {
         assert_eq!(gateway.as_str(), name);
+        assert_eq!(PaymentGateway::from_name(name), Some(gateway));
         assert_eq!(
             serde_json::to_string(&gateway).unwrap(),
             format!("\"{name}\"")
@@ -1872,6 +1874,13 @@ fn gateway_and_reason_names_are_pinned_because_they_are_stored_in_events() {
             serde_json::to_string(&reason).unwrap(),
             format!("\"{name}\"")
         );
+    }
+}
+
+#[test]
+fn a_gateway_name_is_matched_exactly() {
+    for name in ["Stripe", "MANUAL", " stripe", "paypal", ""] {
+        assert_eq!(PaymentGateway::from_name(name), None, "{name:?}");
     }
 }
 
