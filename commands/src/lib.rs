@@ -3,7 +3,8 @@
 //! Every change enters here as a typed domain command, is decided by its aggregate through cqrs-es,
 //! and is appended to the PostgreSQL event store by postgres-es ([`aggregate_store`]). Unique values
 //! across aggregates are claimed first ([`unique_claims`]). One module per use case
-//! ([`register_account`], [`sessions`]).
+//! ([`register_account`], [`sessions`]). Ports to the outside world and their adapters live beside
+//! them ([`payments`]: the payment gateway port, Stripe, bank transfers, webhook signatures).
 //!
 //! This crate never reads read models to make a decision that the aggregate should make, and never
 //! talks HTTP. Start reading at [`aggregate_store::AggregateStore::execute`].
@@ -11,7 +12,9 @@
 pub mod aggregate_store;
 pub mod detached;
 pub mod metadata;
+pub mod payments;
 pub mod register_account;
+pub mod secret;
 pub mod sessions;
 pub mod unique_claims;
 
