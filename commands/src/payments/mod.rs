@@ -1,15 +1,18 @@
 //! The payment gateway port: how a top-up asks an outside party to collect money.
 //!
-//! One trait, [`PaymentGateway`], with one adapter per way of paying ([`GatewayKind`]). This step
-//! brings the port and [`manual`]: bank transfers. Nothing remote: the customer gets bank details
-//! and a reference a human can type ([`manual::BankReference`]); billing staff confirm the amount
-//! that arrived.
+//! One trait, [`PaymentGateway`], with one adapter per way of paying ([`GatewayKind`]):
+//!
+//! - [`stripe`]: card payments through Stripe PaymentIntents, over our own small HTTP client
+//!   ([`stripe::StripeClient`]); Stripe reports the outcome by signed webhooks.
+//! - [`manual`]: bank transfers. Nothing remote: the customer gets bank details and a reference a
+//!   human can type ([`manual::BankReference`]); billing staff confirm the amount that arrived.
 //!
 //! The port only talks to the gateway. It never records anything: the wallet aggregate decides,
 //! and the code that wires a gateway to a route (a later step) turns answers into wallet commands.
 //! Nothing here retries either; [`GatewayError::is_retryable`] tells the caller whether it may.
 
 pub mod manual;
+pub mod stripe;
 
 use std::fmt;
 
