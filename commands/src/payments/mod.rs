@@ -3,7 +3,8 @@
 //! One trait, [`PaymentGateway`], with one adapter per way of paying ([`GatewayKind`]):
 //!
 //! - [`stripe`]: card payments through Stripe PaymentIntents, over our own small HTTP client
-//!   ([`stripe::StripeClient`]); Stripe reports the outcome by signed webhooks.
+//!   ([`stripe::StripeClient`]); Stripe reports the outcome by signed webhooks, verified by
+//!   [`webhook::WebhookVerifier`].
 //! - [`manual`]: bank transfers. Nothing remote: the customer gets bank details and a reference a
 //!   human can type ([`manual::BankReference`]); billing staff confirm the amount that arrived.
 //!
@@ -13,6 +14,7 @@
 
 pub mod manual;
 pub mod stripe;
+pub mod webhook;
 
 use std::fmt;
 
