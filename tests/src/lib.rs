@@ -3,7 +3,8 @@
 //! One throwaway PostgreSQL cluster per test process (started on first use from the machine's
 //! PostgreSQL binaries, removed by its watchdog when the process ends), a template database migrated
 //! once, and a fresh database per test cloned from it. [`TestApp`] runs the real application on a
-//! random port and talks to it over real HTTP.
+//! random port and talks to it over real HTTP. [`localstripe`] runs the fake Stripe server and the
+//! webhook inbox of the payment tests.
 //!
 //! Set `STRATUS_TEST_LOG=debug` (any tracing filter) to see the application's logs in a test run.
 // A harness whose setup fails should fail the test loudly, so panicking is the intended behaviour.
@@ -21,6 +22,8 @@ use stratus_api::lifecycle::{self, Running};
 use stratus_api::settings::{Secret, Settings};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
+
+pub mod localstripe;
 
 /// The migrated database every test database is cloned from.
 pub const TEMPLATE_DATABASE: &str = "stratus_template";

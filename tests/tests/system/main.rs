@@ -9,3 +9,4 @@ mod commands;
 mod disconnect;
 mod feed;
 mod operations;
+mod payments;
