@@ -6,7 +6,9 @@
 //! ([`register_account`], [`sessions`], [`phone_verification`], [`administration`]); the
 //! secrets behind codes, links and TOTP are in [`secrets`]. Email and SMS leave through the
 //! [`outbox`]: reactors such as [`account_messages`] enqueue rendered messages in their
-//! transaction, a dispatcher sends them with retries.
+//! transaction, a dispatcher sends them with retries. Ports to the outside world and their
+//! adapters live beside them ([`payments`]: the payment gateway port, Stripe, bank transfers,
+//! webhook signatures).
 //!
 //! This crate never reads read models to make a decision that the aggregate should make, and never
 //! talks HTTP. Start reading at [`aggregate_store::AggregateStore::execute`].
@@ -17,8 +19,10 @@ pub mod aggregate_store;
 pub mod detached;
 pub mod metadata;
 pub mod outbox;
+pub mod payments;
 pub mod phone_verification;
 pub mod register_account;
+pub mod secret;
 pub mod secrets;
 pub mod sessions;
 pub mod unique_claims;

@@ -15,7 +15,7 @@ pub struct InvalidId {
 }
 
 impl InvalidId {
-    /// Which kind of id was being parsed (`"account"`, `"session"`).
+    /// Which kind of id was being parsed (`"account"`, `"session"`, `"payment"`, `"withdrawal"`).
     pub fn kind(&self) -> &'static str {
         self.kind
     }
@@ -82,6 +82,19 @@ uuid_id!(
     "challenge"
 );
 
+uuid_id!(
+    /// Identifies one top-up (a payment into a wallet) across the wallet, the gateway and the
+    /// webhooks that settle it.
+    PaymentId,
+    "payment"
+);
+
+uuid_id!(
+    /// Identifies one withdrawal request inside a `Wallet`.
+    WithdrawalId,
+    "withdrawal"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -114,8 +127,13 @@ mod tests {
         let account = "not-a-uuid".parse::<AccountId>().unwrap_err();
         let session = "".parse::<SessionId>().unwrap_err();
 
+        let payment = "42".parse::<PaymentId>().unwrap_err();
+        let withdrawal = "0190f3a1".parse::<WithdrawalId>().unwrap_err();
+
         assert_eq!(account.kind(), "account");
         assert_eq!(session.kind(), "session");
+        assert_eq!(payment.kind(), "payment");
+        assert_eq!(withdrawal.kind(), "withdrawal");
         assert_eq!(account.code(), "invalid_id");
     }
 

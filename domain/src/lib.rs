@@ -16,13 +16,18 @@
 //! 1. [`account`]: the `Account` aggregate. [`account::AccountCommand`] lists what can be asked,
 //!    [`account::AccountEvent`] what gets recorded (a stored format: names never change), and
 //!    [`account::AccountError`] every business rule that can refuse a command.
-//! 2. [`values`]: parse-don't-validate inputs ([`Email`], [`PersonName`], [`Phone`], [`Role`]) and
-//!    the password policy. Once you hold one of these values it is valid.
-//! 3. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`]).
+//! 2. [`wallet`]: the `Wallet` aggregate, a prepaid balance kept as a ledger: every movement event
+//!    carries its amount and the balance after it; debits and refunds are idempotent by
+//!    [`LedgerReference`].
+//! 3. [`values`]: parse-don't-validate inputs ([`Email`], [`PersonName`], [`Phone`], [`Role`],
+//!    [`Money`] and [`Currency`], [`LedgerReference`]) and the password policy. Once you hold one of
+//!    these values it is valid.
+//! 4. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`]).
 
 pub mod account;
 pub mod ids;
 pub mod values;
+pub mod wallet;
 
 pub use ids::*;
 pub use values::*;

@@ -5,12 +5,16 @@
 //! same constructor (`#[serde(try_from = "String")]`), so an event or request body cannot smuggle in
 //! an invalid value either.
 //!
+//! [`Money`] has its own error type, [`MoneyError`], because arithmetic fails too, not only parsing.
+//!
 //! Passwords are the exception: the plaintext must never be stored or enter an event, so there is
 //! no `Password` type, only the pure policy [`check_password_strength`].
 
 mod email;
 mod error;
 mod kyc;
+mod ledger_reference;
+mod money;
 mod password;
 mod person_name;
 mod phone;
@@ -21,6 +25,8 @@ pub use error::ValueError;
 pub use kyc::{
     Country, NationalId, Reason, NATIONAL_ID_MAX_CHARS, NATIONAL_ID_MIN_CHARS, REASON_MAX_CHARS,
 };
+pub use ledger_reference::{LedgerReference, LEDGER_REFERENCE_MAX_CHARS};
+pub use money::{Currency, Money, MoneyError, MICROS_PER_UNIT, MONEY_DECIMALS};
 pub use password::{
     check_password_strength, PASSWORD_EMAIL_LOCAL_PART_MIN_CHARS, PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,

@@ -5,7 +5,8 @@
 //! once, and a fresh database per test cloned from it. [`TestApp`] runs the real application on a
 //! random port and talks to it over real HTTP. Each app gets its own real SMTP server
 //! ([`MailServer`]) and HTTP SMS provider ([`SmsServer`]) on loopback, so tests read the codes and
-//! links that the app sends out of the delivered messages (`app.mail`, `app.sms`).
+//! links that the app sends out of the delivered messages (`app.mail`, `app.sms`). [`localstripe`]
+//! runs the fake Stripe server and the webhook inbox of the payment tests.
 //!
 //! Set `STRATUS_TEST_LOG=debug` (any tracing filter) to see the application's logs in a test run.
 // A harness whose setup fails should fail the test loudly, so panicking is the intended behaviour.
@@ -31,6 +32,7 @@ use uuid::Uuid;
 
 pub use mail_server::{CapturedEmail, MailServer};
 pub use sms_server::{CapturedSms, SmsServer, TEST_SMS_ACCOUNT};
+pub mod localstripe;
 
 /// The migrated database every test database is cloned from.
 pub const TEMPLATE_DATABASE: &str = "stratus_template";

@@ -1,5 +1,5 @@
 use super::{EmailProblem, NameProblem, PhoneProblem};
-use super::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+use super::{LEDGER_REFERENCE_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 
 /// Why an input was refused. One variant per rule (the email, name and phone variants carry which
 /// of their rules failed); tests match variants, the API reports [`ValueError::code`] and the
@@ -42,6 +42,9 @@ pub enum ValueError {
     /// The reason is empty, too long or holds control characters.
     #[error("invalid reason: 1 to 500 characters of text")]
     InvalidReason,
+    /// The ledger reference broke the rules of [`crate::LedgerReference::parse`].
+    #[error("invalid reference: expected 1 to {max} printable ASCII characters without spaces", max = LEDGER_REFERENCE_MAX_CHARS)]
+    InvalidLedgerReference,
 }
 
 impl ValueError {
@@ -61,6 +64,7 @@ impl ValueError {
             Self::InvalidCountry => "invalid_country",
             Self::InvalidNationalId => "invalid_national_id",
             Self::InvalidReason => "invalid_reason",
+            Self::InvalidLedgerReference => "invalid_reference",
         }
     }
 }
@@ -90,6 +94,7 @@ mod tests {
             (ValueError::InvalidCountry, "invalid_country"),
             (ValueError::InvalidNationalId, "invalid_national_id"),
             (ValueError::InvalidReason, "invalid_reason"),
+            (ValueError::InvalidLedgerReference, "invalid_reference"),
         ];
 
         for (error, code) in cases {

@@ -13,3 +13,4 @@ mod identity;
 mod identity_messages;
 mod operations;
 mod outbox;
+mod payments;
