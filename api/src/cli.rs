@@ -103,7 +103,7 @@ async fn run_with(cli: Cli, settings: Settings, db: &OpenDatabase) -> Result<(),
             };
             let feed = stratus_projections::Feed::new(
                 pool.clone(),
-                lifecycle::subscribers(&settings, &keys),
+                lifecycle::subscribers(&settings, &keys, &pool),
             );
             match action {
                 ProjectionsAction::List => {

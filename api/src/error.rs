@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use stratus_commands::CommandError;
 use stratus_domain::account::AccountError;
+use stratus_domain::wallet::WalletError;
 use stratus_domain::ValueError;
 use utoipa::ToSchema;
 
@@ -293,10 +294,60 @@ pub fn account_refusal(err: &AccountError) -> ApiError {
     ApiError::new(status, code, err.to_string())
 }
 
+/// An aggregate's refusals, each with its status and stable code.
+pub trait Refusal {
+    fn answer(&self) -> ApiError;
+}
+
+impl Refusal for AccountError {
+    fn answer(&self) -> ApiError {
+        account_refusal(self)
+    }
+}
+
+impl Refusal for WalletError {
+    fn answer(&self) -> ApiError {
+        wallet_refusal(self)
+    }
+}
+
+/// The answer to a refused wallet command. Refusals of the amount itself are field errors on
+/// `amount`, so that a form can show them beside the input.
+pub fn wallet_refusal(err: &WalletError) -> ApiError {
+    use WalletError as E;
+    let field = |field: &str| {
+        ApiError::validation(vec![FieldError::new(field, err.code(), err.to_string())])
+    };
+    let (status, code) = match err {
+        E::CurrencyMismatch { .. }
+        | E::AmountNotPositive
+        | E::AmountNegative
+        | E::TooManyDecimals { .. }
+        | E::AmountOverflow
+        | E::TopUpAmountMismatch
+        | E::CreditLimitBelowUsage => return field("amount"),
+        E::InvalidDestination => return field("destination"),
+        E::WalletNotOpen => (StatusCode::NOT_FOUND, "wallet_not_found"),
+        E::WalletAlreadyOpen => (StatusCode::CONFLICT, "wallet_already_open"),
+        E::InsufficientFunds => (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"),
+        E::ReferenceReused => (StatusCode::CONFLICT, "reference_reused"),
+        E::DebitNotFound => (StatusCode::UNPROCESSABLE_ENTITY, "debit_not_found"),
+        E::RefundExceedsDebit => (StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_debit"),
+        E::PaymentAlreadyExists => (StatusCode::CONFLICT, "payment_already_exists"),
+        E::PaymentNotFound => (StatusCode::NOT_FOUND, "payment_not_found"),
+        E::PaymentAlreadySettled => (StatusCode::CONFLICT, "payment_already_settled"),
+        E::WithdrawalAlreadyExists => (StatusCode::CONFLICT, "withdrawal_already_exists"),
+        E::WithdrawalNotFound => (StatusCode::NOT_FOUND, "withdrawal_not_found"),
+        E::WithdrawalAlreadySettled => (StatusCode::CONFLICT, "withdrawal_already_settled"),
+        E::WithdrawalNotApproved => (StatusCode::CONFLICT, "withdrawal_not_approved"),
+    };
+    ApiError::new(status, code, err.to_string())
+}
+
 /// Maps a command failure once: refused → the aggregate's table, conflict → 409, infrastructure → 500.
-pub fn command_error(err: CommandError<AccountError>) -> ApiError {
+pub fn command_error<E: std::error::Error + Refusal>(err: CommandError<E>) -> ApiError {
     match err {
-        CommandError::Refused(e) => account_refusal(&e),
+        CommandError::Refused(e) => e.answer(),
         CommandError::Conflict => ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
@@ -373,10 +424,12 @@ mod tests {
     #[test]
     fn a_conflict_after_retries_is_a_409_and_infrastructure_an_opaque_500() {
         assert_eq!(
-            answer(command_error(CommandError::Conflict)),
+            answer(command_error(CommandError::<AccountError>::Conflict)),
             (409, "conflict", false)
         );
-        let broken = command_error(CommandError::Infrastructure("disk on fire".into()));
+        let broken = command_error(CommandError::<AccountError>::Infrastructure(
+            "disk on fire".into(),
+        ));
         assert_eq!(answer(broken.clone()), (500, "internal_error", false));
         assert!(
             !broken.detail.contains("disk on fire"),

@@ -16,6 +16,7 @@ pub mod extract;
 pub mod http;
 pub mod lifecycle;
 pub mod openapi;
+pub mod payment_settings;
 pub mod rate_limit;
 pub mod registration;
 pub mod routes;

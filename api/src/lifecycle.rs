@@ -12,10 +12,16 @@ use stratus_commands::outbox::{
     Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
     TransportConfigError, Transports,
 };
+use stratus_commands::payments::manual::ManualGateway;
+use stratus_commands::payments::stripe::StripeClient;
+use stratus_commands::payments::webhook::WebhookVerifier;
 use stratus_commands::secrets::ChallengeKeys;
+use stratus_commands::wallet_opener::WalletOpener;
+use stratus_commands::wallets::{Gateways, Wallets};
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
+use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -49,10 +55,12 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("cannot set up outgoing messages: {0}")]
     Outbox(#[from] TransportConfigError),
+    #[error("cannot set up the payment gateways: {0}")]
+    Payments(String),
 }
 
 /// Every subscriber of the feed, in one place (add new projections and reactors here).
-pub fn subscribers(settings: &Settings, keys: &Keys) -> Vec<Arc<dyn Subscriber>> {
+pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<dyn Subscriber>> {
     let challenge_keys = ChallengeKeys::new(keys.challenge.expose().as_bytes());
     vec![
         Arc::new(AccountsProjection),
@@ -60,7 +68,40 @@ pub fn subscribers(settings: &Settings, keys: &Keys) -> Vec<Arc<dyn Subscriber>>
             challenge_keys,
             settings.public_base_url(),
         )),
+        Arc::new(WalletsProjection),
+        Arc::new(WalletOpener::new(wallets(settings, pool))),
     ]
+}
+
+/// The wallets of this deployment, in its settlement currency.
+pub fn wallets(settings: &Settings, pool: &PgPool) -> Wallets {
+    Wallets::new(pool.clone(), settings.payments.currency)
+}
+
+/// The payment gateways the settings configure, and the verifier of Stripe's webhooks.
+pub fn gateways(settings: &Settings) -> Result<(Gateways, Option<WebhookVerifier>), StartError> {
+    let payments = &settings.payments;
+    let mut gateways = Gateways::default();
+    let mut verifier = None;
+    if let Some(key) = &payments.stripe_secret_key {
+        let client = match &payments.stripe_api_base {
+            Some(base) => StripeClient::with_base_url(key.clone(), base),
+            None => StripeClient::new(key.clone()),
+        }
+        .map_err(|e| StartError::Payments(e.to_string()))?;
+        gateways.stripe = Some(Arc::new(client));
+        verifier = Some(
+            WebhookVerifier::new(payments.stripe_webhook_secrets.clone())
+                .map_err(|e| StartError::Payments(e.to_string()))?,
+        );
+    }
+    if let Some(account) = payments
+        .bank_account()
+        .map_err(|e| StartError::Payments(e.to_string()))?
+    {
+        gateways.manual = Some(Arc::new(ManualGateway::new(account)));
+    }
+    Ok((gateways, verifier))
 }
 
 /// A running process.
@@ -124,7 +165,8 @@ pub async fn start(
         .await
         .map_err(|e| crate::auth::PasswordError::Task(e.to_string()))??;
     let transports = outbox_transports(&settings)?;
-    let feed = Feed::new(pool.clone(), subscribers(&settings, keys));
+    let (gateways, webhook_verifier) = gateways(&settings)?;
+    let feed = Feed::new(pool.clone(), subscribers(&settings, keys, &pool));
     let (background_shutdown, background_stop) = watch::channel(false);
     let feed_tasks = feed.start(background_stop.clone());
     let dispatcher = Dispatcher::new(pool.clone(), transports, DispatcherConfig::default());
@@ -139,6 +181,9 @@ pub async fn start(
     };
     let state = web::Data::new(AppState {
         accounts: AggregateStore::new(pool.clone(), services),
+        wallets: wallets(&settings, &pool),
+        gateways,
+        webhook_verifier,
         limiter: RateLimiter::per_minute(settings.auth_rate_limit_per_minute),
         keys: challenge_keys,
         pool,

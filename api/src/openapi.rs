@@ -23,12 +23,21 @@ use crate::routes;
         routes::admin_accounts::suspend, routes::admin_accounts::reinstate,
         routes::admin_accounts::set_roles, routes::admin_accounts::approve_kyc,
         routes::admin_accounts::reject_kyc,
+        routes::wallet::get_wallet, routes::wallet::set_threshold, routes::wallet::transactions,
+        routes::wallet::transaction, routes::wallet::top_up, routes::wallet::withdraw,
+        routes::wallet::webhook,
+        routes::admin_wallets::list_wallets, routes::admin_wallets::get_wallet,
+        routes::admin_wallets::wallet_transactions, routes::admin_wallets::set_credit_limit,
+        routes::admin_wallets::adjust, routes::admin_wallets::list_payments,
+        routes::admin_wallets::confirm_payment, routes::admin_wallets::fail_payment,
+        routes::admin_wallets::list_withdrawals, routes::admin_wallets::approve_withdrawal,
+        routes::admin_wallets::reject_withdrawal, routes::admin_wallets::mark_paid_out,
         routes::audit::global_log, routes::audit::stream_events,
         routes::health::live, routes::health::ready,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
-    tags((name = "identity"), (name = "administration"), (name = "audit"), (name = "operations"))
+    tags((name = "identity"), (name = "administration"), (name = "wallet"), (name = "billing"), (name = "audit"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

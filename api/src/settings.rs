@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub use stratus_commands::outbox::SmtpTls;
 pub use stratus_commands::secret::Secret;
 
+pub use crate::payment_settings::PaymentSettings;
+use crate::payment_settings::{PaymentsFileLayer, PendingAmounts};
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +77,8 @@ pub struct Settings {
     pub sms_token: Option<Secret>,
     /// `STRATUS_SMS_FROM`: the sender number or name; required with `STRATUS_SMS_URL`.
     pub sms_from: Option<String>,
+    /// The settlement currency, top-up bounds and payment gateways (see [`PaymentSettings`]).
+    pub payments: PaymentSettings,
 }
 
 /// Default lifetime of an access token: short, because a stolen one cannot be recalled.
@@ -120,6 +125,7 @@ impl Default for Settings {
             sms_account: None,
             sms_token: None,
             sms_from: None,
+            payments: PaymentSettings::default(),
         }
     }
 }
@@ -153,6 +159,7 @@ struct FileLayer {
     sms_account: Option<String>,
     sms_token: Option<Secret>,
     sms_from: Option<String>,
+    payments: Option<PaymentsFileLayer>,
 }
 
 /// A setting that could not be read.
@@ -191,19 +198,26 @@ impl Settings {
         env: &HashMap<String, String>,
     ) -> Result<Self, SettingsError> {
         let mut s = Settings::default();
+        let mut amounts = PendingAmounts::default();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| SettingsError::File {
                 path: path.to_owned(),
                 source,
             })?;
-            let layer: FileLayer =
+            let mut layer: FileLayer =
                 toml::from_str(&text).map_err(|e| SettingsError::FileFormat {
                     path: path.to_owned(),
                     message: e.to_string(),
                 })?;
+            if let Some(payments) = layer.payments.take() {
+                s.payments.apply_file(payments, &mut amounts)?;
+            }
             s.apply_file(layer);
         }
         s.apply_env(env)?;
+        let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        s.payments.apply_env(&get, &mut amounts)?;
+        s.payments.finish(amounts)?;
         s.check()?;
         Ok(s)
     }

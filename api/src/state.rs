@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use actix_web::web;
 use sqlx::PgPool;
+use stratus_commands::payments::webhook::WebhookVerifier;
 use stratus_commands::secrets::ChallengeKeys;
+use stratus_commands::wallets::{Gateways, Wallets};
 use stratus_commands::{detached, AggregateStore, Appended, CommandMetadata};
 use stratus_domain::account::AccountCommand;
 use stratus_domain::AccountId;
@@ -28,6 +30,12 @@ pub const CONSISTENCY_HEADER: &str = "stratus-consistency";
 pub struct AppState {
     pub pool: PgPool,
     pub accounts: AggregateStore<Account>,
+    /// The wallets, in the settlement currency.
+    pub wallets: Wallets,
+    /// The payment gateways this deployment offers.
+    pub gateways: Gateways,
+    /// Checks Stripe's webhook signatures; `None` when Stripe is not configured.
+    pub webhook_verifier: Option<WebhookVerifier>,
     /// Derives codes, links and TOTP secrets (never printed).
     pub keys: ChallengeKeys,
     /// The per-IP budget of `/auth/*`.

@@ -1,6 +1,9 @@
 //! Executing a command against one aggregate: load, decide, append, with bounded conflict retries.
 
+use std::collections::hash_map::DefaultHasher;
 use std::error::Error as StdError;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
@@ -18,6 +21,10 @@ use crate::metadata::CommandMetadata;
 pub const MAX_CONFLICT_RETRIES: u32 = 8;
 /// Upper bound of the random pause before a retry, growing with each attempt (milliseconds).
 pub const CONFLICT_BACKOFF_STEP_MS: u64 = 3;
+/// How many locks commands of one store are spread over. Commands on one aggregate always take the
+/// same lock, so inside one process they queue instead of racing; two aggregates share a lock only
+/// when their ids hash alike, which costs a short wait and never correctness.
+pub const COMMAND_LOCK_STRIPES: usize = 1024;
 
 /// Why a command did not append.
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +60,16 @@ pub struct Appended<A: Aggregate> {
 ///
 /// It plays the part of `cqrs_es::CqrsFramework::execute_with_metadata`, which returns nothing, and
 /// additionally returns the committed events and their feed position and retries conflicts.
+///
+/// Commands on the same aggregate are serialised inside the process (a striped lock), so a burst
+/// of commands on one hot aggregate queues instead of exhausting its conflict retries. Writers in
+/// other processes are still caught by the event store's optimistic check and retried.
 pub struct AggregateStore<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
     pool: PgPool,
     services: A::Services,
     max_conflict_retries: u32,
+    locks: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl<A> AggregateStore<A>
@@ -72,7 +84,20 @@ where
             pool,
             services,
             max_conflict_retries: MAX_CONFLICT_RETRIES,
+            locks: (0..COMMAND_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
+    }
+
+    /// The lock that commands on `aggregate_id` take.
+    fn lock_of(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        aggregate_id.hash(&mut hasher);
+        let stripes = self.locks.len().max(1);
+        // The remainder is below `stripes`, which is a usize, so the conversion cannot fail.
+        let index = usize::try_from(hasher.finish() % stripes as u64).unwrap_or(0);
+        &self.locks[index]
     }
 
     /// Changes the retry budget (tests use 0 to see raw conflicts).
@@ -93,6 +118,7 @@ where
     where
         A::Error: Send + Sync + 'static,
     {
+        let _serialised = self.lock_of(aggregate_id).lock().await;
         let mut attempt: u32 = 0;
         loop {
             let mut context = self

@@ -26,6 +26,8 @@ pub mod secret;
 pub mod secrets;
 pub mod sessions;
 pub mod unique_claims;
+pub mod wallet_opener;
+pub mod wallets;
 
 pub use aggregate_store::{AggregateStore, Appended, CommandError};
 pub use detached::detached;

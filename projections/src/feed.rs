@@ -83,6 +83,9 @@ pub enum SubscriberError {
         position: String,
         message: String,
     },
+    /// A reactor's command failed for a reason other than a business rule (the batch is retried).
+    #[error("a reactor command failed: {0}")]
+    Command(String),
 }
 
 impl SubscriberError {

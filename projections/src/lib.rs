@@ -13,6 +13,7 @@ pub mod audit;
 pub mod feed;
 pub mod position;
 pub mod stored_event;
+pub mod wallets;
 
 pub use feed::{Feed, FeedError, Subscriber, SubscriberError};
 pub use position::FeedPosition;

@@ -168,8 +168,32 @@ pub fn test_settings(database_url: &str) -> Settings {
         auth_rate_limit_per_minute: TEST_AUTH_RATE_LIMIT_PER_MINUTE,
         log,
         db_max_connections: TEST_POOL_CONNECTIONS,
+        payments: test_payment_settings(),
         ..Settings::default()
     }
+}
+
+/// The bank account of test apps (the manual gateway is on; Stripe is off unless a test points
+/// it at localstripe with [`with_stripe`]).
+pub const TEST_BANK_IBAN: &str = "DE89370400440532013000";
+/// The signing secret of the Stripe webhooks test apps accept.
+pub const TEST_WEBHOOK_SECRET: &str = "whsec_stratus_test";
+
+fn test_payment_settings() -> stratus_api::settings::PaymentSettings {
+    stratus_api::settings::PaymentSettings {
+        bank_beneficiary: Some("Stratus Test Hosting".to_owned()),
+        bank_iban: Some(TEST_BANK_IBAN.to_owned()),
+        bank_bic: Some("COBADEFFXXX".to_owned()),
+        ..Default::default()
+    }
+}
+
+/// Points a test app's Stripe gateway at `stripe` and accepts webhooks signed with
+/// [`TEST_WEBHOOK_SECRET`].
+pub fn with_stripe(settings: &mut Settings, stripe: &localstripe::LocalStripe) {
+    settings.payments.stripe_secret_key = Some(Secret::new(localstripe::LOCALSTRIPE_SECRET_KEY));
+    settings.payments.stripe_api_base = Some(stripe.base_url.clone());
+    settings.payments.stripe_webhook_secrets = vec![Secret::new(TEST_WEBHOOK_SECRET)];
 }
 
 /// The keys of test apps.

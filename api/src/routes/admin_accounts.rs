@@ -71,7 +71,7 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
     ))
 }
 
-fn one_of(
+pub(crate) fn one_of(
     errors: &mut Vec<FieldError>,
     field: &str,
     value: Option<String>,
@@ -149,6 +149,11 @@ pub async fn list(
         accounts: found,
         next_cursor,
     }))
+}
+
+/// 404 unless `account_id` names an account.
+pub(crate) async fn account_exists(state: &AppState, account_id: Uuid) -> Result<(), ApiError> {
+    staff_view(state, account_id).await.map(|_| ())
 }
 
 async fn staff_view(state: &AppState, account_id: Uuid) -> Result<StaffAccountView, ApiError> {

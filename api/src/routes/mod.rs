@@ -1,6 +1,7 @@
 //! One module per resource of the HTTP API (API.md).
 
 pub mod admin_accounts;
+pub mod admin_wallets;
 pub mod audit;
 pub mod auth;
 pub mod health;
@@ -8,3 +9,4 @@ pub mod me;
 pub mod passwords;
 pub mod two_factor;
 pub mod verification;
+pub mod wallet;

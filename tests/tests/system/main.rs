@@ -14,3 +14,4 @@ mod identity_messages;
 mod operations;
 mod outbox;
 mod payments;
+mod wallet;
