@@ -201,9 +201,20 @@ async fn rebuilding_the_accounts_projection_reproduces_the_live_read_model() {
         (app.rows(accounts_sql).await, app.rows(sessions_sql).await);
 
     let state = &app.running.as_ref().unwrap().state;
+    // The wallet opener appends a WalletOpened per account; let it finish first.
+    let head = state.feed.head().await.unwrap();
+    state.feed.wake();
+    assert!(state
+        .feed
+        .wait_for(&["wallet-opener"], head, std::time::Duration::from_secs(10))
+        .await
+        .unwrap());
     let replayed = state.feed.rebuild("accounts").await.unwrap();
 
-    assert_eq!(replayed, 11, "admin 2, first customer 5, second customer 4");
+    assert_eq!(
+        replayed, 14,
+        "admin 2, first customer 5, second customer 4, and three wallets opened"
+    );
     assert_eq!(app.rows(accounts_sql).await, live_accounts);
     assert_eq!(app.rows(sessions_sql).await, live_sessions);
     assert_eq!(live_sessions.len(), 2);
