@@ -35,6 +35,105 @@ fn route(method: Method, path: impl Into<String>, body: Option<Value>, allowed: 
 const STAFF_READERS: &[Role] = &[Role::Admin, Role::Support, Role::Auditor];
 const ADMIN: &[Role] = &[Role::Admin];
 const AUDIT: &[Role] = &[Role::Admin, Role::Auditor];
+const BILLING_READERS: &[Role] = &[Role::Billing, Role::Admin, Role::Support, Role::Auditor];
+const BILLING: &[Role] = &[Role::Billing, Role::Admin];
+
+fn wallet_routes(victim: &str, victim_payment: &str) -> Vec<Route> {
+    use Allowed::{Own, Roles};
+    let eur = |amount: &str| json!({"amount": amount, "currency": "EUR"});
+    let unknown = uuid::Uuid::now_v7();
+    vec![
+        route(Method::GET, "/wallet", None, Own),
+        route(Method::GET, "/wallet/transactions", None, Own),
+        route(
+            Method::PUT,
+            "/wallet/low-balance-threshold",
+            Some(json!({"amount": eur("5.00")})),
+            Own,
+        ),
+        route(
+            Method::POST,
+            "/wallet/top-ups",
+            Some(json!({"amount": eur("10.00"), "gateway": "manual"})),
+            Own,
+        ),
+        route(
+            Method::POST,
+            "/wallet/withdrawals",
+            Some(json!({"amount": eur("10.00"), "destination": "DE02120300000000202051"})),
+            Own,
+        ),
+        // Another account's transaction is answered like an unknown one, for every role.
+        route(
+            Method::GET,
+            format!("/wallet/transactions/{victim_payment}"),
+            None,
+            Own,
+        ),
+        route(Method::GET, "/admin/wallets", None, Roles(BILLING_READERS)),
+        route(
+            Method::GET,
+            format!("/admin/wallets/{victim}"),
+            None,
+            Roles(BILLING_READERS),
+        ),
+        route(
+            Method::GET,
+            format!("/admin/wallets/{victim}/transactions"),
+            None,
+            Roles(BILLING_READERS),
+        ),
+        route(Method::GET, "/admin/payments", None, Roles(BILLING_READERS)),
+        route(
+            Method::GET,
+            "/admin/withdrawals",
+            None,
+            Roles(BILLING_READERS),
+        ),
+        route(
+            Method::PUT,
+            format!("/admin/wallets/{victim}/credit-limit"),
+            Some(json!({"amount": eur("5.00")})),
+            Roles(BILLING),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/wallets/{victim}/adjustments"),
+            Some(json!({"amount": eur("1.00"), "direction": "credit", "reference": "matrix"})),
+            Roles(BILLING),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/payments/{unknown}/confirm"),
+            Some(json!({"amount": eur("1.00")})),
+            Roles(BILLING),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/payments/{unknown}/fail"),
+            Some(json!({"reason": "matrix"})),
+            Roles(BILLING),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/withdrawals/{unknown}/approve"),
+            Some(json!({})),
+            Roles(BILLING),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/withdrawals/{unknown}/reject"),
+            Some(json!({"reason": "matrix"})),
+            Roles(BILLING),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/withdrawals/{unknown}/paid-out"),
+            Some(json!({})),
+            Roles(BILLING),
+        ),
+    ]
+}
 
 fn routes(victim: &str, victim_session: &str) -> Vec<Route> {
     use Allowed::{Own, Roles};
@@ -134,13 +233,26 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
         .as_str()
         .unwrap()
         .to_owned();
+    let victim_payment = app
+        .post(
+            "/wallet/top-ups",
+            &json!({"amount": "10.00", "gateway": "manual"}),
+            Some(&victim.access_token),
+        )
+        .await
+        .body["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut callers = vec![(Role::Customer, app.customer().await.access_token)];
     for role in [Role::Support, Role::Billing, Role::Admin, Role::Auditor] {
         callers.push((role, app.staff_token(vec![role]).await));
     }
 
     let mut checked = 0;
-    for route in routes(&victim.account_id, &victim_session) {
+    let mut all = routes(&victim.account_id, &victim_session);
+    all.extend(wallet_routes(&victim.account_id, &victim_payment));
+    for route in all {
         let anonymous = app
             .call(route.method.clone(), &route.path, route.body.as_ref(), None)
             .await;
@@ -176,13 +288,15 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
             } else {
                 reply.assert_problem(403, "forbidden");
             }
-            if route.path.starts_with("/me/sessions/") {
+            if route.path.starts_with("/me/sessions/")
+                || route.path.starts_with("/wallet/transactions/")
+            {
                 reply.assert_problem(404, "not_found");
             }
             checked += 1;
         }
     }
-    assert_eq!(checked, 18 * 5);
+    assert_eq!(checked, (18 + 18) * 5);
     let victim_me = app.get("/me", Some(&victim.access_token)).await;
     assert_ne!(
         victim_me.body["name"], "Renamed Person",

@@ -758,3 +758,58 @@ async fn unsigned_tampered_stale_and_foreign_webhooks_are_refused_and_credit_not
     );
     assert_eq!(balance(&app, token).await, "20.000000");
 }
+
+#[tokio::test]
+async fn rebuilding_the_wallets_projection_reproduces_the_live_read_model() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer().await;
+    let billing = app.staff_token(vec![Role::Billing]).await;
+    let token = customer.access_token.as_str();
+    let id = customer.account_id.as_str();
+    fund(&app, token, &billing, "80.00").await;
+    let pending = app
+        .post(
+            "/wallet/top-ups",
+            &json!({"amount": eur("5.00"), "gateway": "manual"}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(pending.status, StatusCode::CREATED);
+    let withdrawal = app
+        .post(
+            "/wallet/withdrawals",
+            &json!({"amount": eur("20.00"), "destination": "DE02120300000000202051"}),
+            Some(token),
+        )
+        .await;
+    let withdrawal_id = withdrawal.body["id"].as_str().unwrap();
+    for step in ["approve", "paid-out"] {
+        let reply = app
+            .post(
+                &format!("/admin/withdrawals/{withdrawal_id}/{step}"),
+                &json!({}),
+                Some(&billing),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let adjusted = app
+        .post(
+            &format!("/admin/wallets/{id}/adjustments"),
+            &json!({"amount": eur("3.25"), "direction": "debit", "reference": "late-fee-1"}),
+            Some(&billing),
+        )
+        .await;
+    assert_eq!(adjusted.status, StatusCode::OK, "{}", adjusted.body);
+    let wallets_sql = "SELECT * FROM wallets ORDER BY account_id";
+    let lines_sql = "SELECT * FROM wallet_transactions ORDER BY id";
+    let (live_wallets, live_lines) = (app.rows(wallets_sql).await, app.rows(lines_sql).await);
+
+    let state = &app.running.as_ref().unwrap().state;
+    state.feed.rebuild("wallets").await.unwrap();
+
+    assert_eq!(app.rows(wallets_sql).await, live_wallets);
+    assert_eq!(app.rows(lines_sql).await, live_lines);
+    assert_eq!(live_lines.len(), 4, "two top-ups, a withdrawal, a debit");
+    assert_eq!(balance(&app, token).await, "56.750000");
+}
