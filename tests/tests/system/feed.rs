@@ -109,6 +109,37 @@ async fn an_event_from_a_transaction_that_commits_late_is_not_skipped() {
 }
 
 #[tokio::test]
+async fn transaction_ids_order_as_numbers_where_their_text_would_not() {
+    let pool = recorder_pool().await;
+    let feed = Feed::new(pool.clone(), vec![Arc::new(Recorder)]);
+    // Long-finished transaction ids on either side of a power of ten: as text, "100" < "99".
+    for (id, transaction_id) in [("ninety-nine", "99"), ("hundred", "100")] {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+             payload, metadata, transaction_id) VALUES ('test', $1, 1, 'Tested', '1', '{}', '{}', $2::text::xid8)",
+        )
+        .bind(id)
+        .bind(transaction_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let first = feed.catch_up("recorder").await.unwrap();
+    let again = feed.catch_up("recorder").await.unwrap();
+    let log = stratus_projections::audit::global_log(&pool, FeedPosition::START, None, 10)
+        .await
+        .unwrap();
+
+    assert_eq!(recorded(&pool).await, vec!["ninety-nine", "hundred"]);
+    assert_eq!(first.transaction_id, 100);
+    assert_eq!(again, first, "nothing is applied twice");
+    assert_eq!(feed.head().await.unwrap(), first);
+    let ids: Vec<_> = log.iter().map(|e| e.aggregate_id.as_str()).collect();
+    assert_eq!(ids, vec!["ninety-nine", "hundred"]);
+}
+
+#[tokio::test]
 async fn a_failing_batch_moves_neither_the_read_model_nor_the_checkpoint() {
     let pool = recorder_pool().await;
     let feed = Feed::new(pool.clone(), vec![Arc::new(Recorder)]);
