@@ -16,6 +16,7 @@ use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
+use stratus_projections::ledger::LedgerProjection;
 use stratus_projections::{Feed, Subscriber};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -60,6 +61,7 @@ pub fn subscribers(settings: &Settings, keys: &Keys) -> Vec<Arc<dyn Subscriber>>
             challenge_keys,
             settings.public_base_url(),
         )),
+        Arc::new(LedgerProjection),
     ]
 }
 
