@@ -1,10 +1,18 @@
-//! The `stratus` command line: `serve` (the default), `migrate`, `projections rebuild NAME`.
+//! The `stratus` command line: `serve` (the default), `migrate`, `projections rebuild NAME`,
+//! `audit verify`.
+//!
+//! Exit status: 0 on success, 1 when `audit verify` found differences, 2 when a command could not
+//! run (settings, database, a port in use…), so that a scheduled audit tells a broken ledger from
+//! a broken connection.
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use stratus_projections::ledger::{self, verify};
+use stratus_projections::{Feed, FeedPosition};
 
 use crate::bootstrap::{self, AdminOutcome};
 use crate::database::{self, OpenDatabase};
@@ -15,6 +23,12 @@ use crate::settings::{Secret, Settings};
 pub const GENERATED_SECRET_BYTES: usize = 48;
 const JWT_SECRET_FILE: &str = "jwt-secret";
 const CHALLENGE_SECRET_FILE: &str = "challenge-secret";
+/// How long `audit verify` keeps catching the audited projections up to the head of the log
+/// before it checks anyway (and reports them as behind): long enough to wait out a short
+/// transaction that holds the feed's fence, short enough for a scheduled job.
+pub const AUDIT_CATCH_UP_TIMEOUT_MS: u64 = 10_000;
+/// Pause between two catch-up attempts of `audit verify`.
+pub const AUDIT_CATCH_UP_RETRY_MS: u64 = 100;
 
 /// Stratus: control plane and billing of a cloud service provider.
 #[derive(Debug, Parser)]
@@ -35,6 +49,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ProjectionsAction,
     },
+    /// Check the books.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +65,13 @@ pub enum ProjectionsAction {
     },
     /// List the projections.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Replay every wallet from the log and compare the double-entry ledger and the wallets read
+    /// model with it; prints a report and exits with 1 when anything differs.
+    Verify,
 }
 
 /// Anything that ends the process with an error.
@@ -71,6 +97,20 @@ pub enum CliError {
         path: String,
         source: std::io::Error,
     },
+    #[error("audit verify could not read the database: {0}")]
+    Audit(#[source] sqlx::Error),
+    #[error("audit verify found {0} differences")]
+    AuditDifferences(usize),
+}
+
+impl CliError {
+    /// The process exit status for this error (see the module docs).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::AuditDifferences(_) => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// Runs the command line with the process's settings.
@@ -93,17 +133,9 @@ async fn run_with(cli: Cli, settings: Settings, db: &OpenDatabase) -> Result<(),
             Ok(())
         }
         Command::Projections { action } => {
-            let keys = lifecycle::Keys {
-                jwt: kept_secret(&settings, settings.jwt_secret.as_ref(), JWT_SECRET_FILE)?,
-                challenge: kept_secret(
-                    &settings,
-                    settings.challenge_secret.as_ref(),
-                    CHALLENGE_SECRET_FILE,
-                )?,
-            };
-            let feed = stratus_projections::Feed::new(
+            let feed = Feed::new(
                 pool.clone(),
-                lifecycle::subscribers(&settings, &keys, &pool),
+                lifecycle::subscribers(&settings, &process_keys(&settings)?, &pool),
             );
             match action {
                 ProjectionsAction::List => {
@@ -123,7 +155,63 @@ async fn run_with(cli: Cli, settings: Settings, db: &OpenDatabase) -> Result<(),
             pool.close().await;
             Ok(())
         }
+        Command::Audit {
+            action: AuditAction::Verify,
+        } => {
+            let feed = Feed::new(
+                pool.clone(),
+                lifecycle::subscribers(&settings, &process_keys(&settings)?, &pool),
+            );
+            let result = audit_verify(&feed, &pool).await;
+            pool.close().await;
+            result
+        }
         Command::Serve => serve(settings, pool).await,
+    }
+}
+
+/// Catches the ledger and the wallets projection up to the head of the log, verifies, prints the
+/// report, and fails with the number of differences.
+async fn audit_verify(feed: &Feed, pool: &sqlx::PgPool) -> Result<(), CliError> {
+    let head = feed.head().await?;
+    let registered = feed.subscriber_names();
+    for name in [ledger::NAME, verify::WALLETS_SUBSCRIBER] {
+        if registered.contains(&name) {
+            catch_up_to(feed, name, head).await;
+        }
+    }
+    let options = verify::VerifyOptions {
+        required_position: Some(head),
+    };
+    let audit = verify::verify(pool, &options)
+        .await
+        .map_err(CliError::Audit)?;
+    report(audit.to_string().trim_end());
+    if audit.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::AuditDifferences(audit.differences.len()))
+    }
+}
+
+/// Applies what the fence lets through until `name` reaches `head`, for at most
+/// [`AUDIT_CATCH_UP_TIMEOUT_MS`]. A failed attempt (a serving process applying the same batch at
+/// the same moment, an event the projection cannot decode) is logged and tried again; whatever is
+/// still missing at the end is reported by the audit as a projection behind.
+async fn catch_up_to(feed: &Feed, name: &str, head: FeedPosition) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(AUDIT_CATCH_UP_TIMEOUT_MS);
+    loop {
+        match feed.catch_up(name).await {
+            Ok(at) if at >= head => return,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(subscriber = name, error = %err, "catching up before the audit failed; retrying");
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(AUDIT_CATCH_UP_RETRY_MS)).await;
     }
 }
 
@@ -133,14 +221,7 @@ fn report(line: &str) {
 }
 
 async fn serve(settings: Settings, pool: sqlx::PgPool) -> Result<(), CliError> {
-    let keys = lifecycle::Keys {
-        jwt: kept_secret(&settings, settings.jwt_secret.as_ref(), JWT_SECRET_FILE)?,
-        challenge: kept_secret(
-            &settings,
-            settings.challenge_secret.as_ref(),
-            CHALLENGE_SECRET_FILE,
-        )?,
-    };
+    let keys = process_keys(&settings)?;
     let address = format!("{}:{}", settings.host, settings.port);
     let listener = TcpListener::bind(&address).map_err(|source| CliError::Listen {
         address: address.clone(),
@@ -197,6 +278,18 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// The process's keys: configured, or generated once into the data dir.
+fn process_keys(settings: &Settings) -> Result<lifecycle::Keys, CliError> {
+    Ok(lifecycle::Keys {
+        jwt: kept_secret(settings, settings.jwt_secret.as_ref(), JWT_SECRET_FILE)?,
+        challenge: kept_secret(
+            settings,
+            settings.challenge_secret.as_ref(),
+            CHALLENGE_SECRET_FILE,
+        )?,
+    })
 }
 
 /// The configured secret, or a key generated once into the data dir (mode 0600) and reused.

@@ -21,6 +21,7 @@ use stratus_commands::wallets::{Gateways, Wallets};
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
+use stratus_projections::ledger::LedgerProjection;
 use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
 use tokio::sync::watch;
@@ -70,6 +71,7 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
         )),
         Arc::new(WalletsProjection),
         Arc::new(WalletOpener::new(wallets(settings, pool))),
+        Arc::new(LedgerProjection),
     ]
 }
 

@@ -5,7 +5,7 @@
 use sqlx::PgPool;
 
 use crate::position::FeedPosition;
-use crate::stored_event::{StoredEvent, EVENT_COLUMNS};
+use crate::stored_event::{StoredEvent, EVENT_COLUMNS, FEED_ORDER};
 
 /// The global log after `after`, in commit order, optionally only one aggregate type.
 ///
@@ -22,7 +22,7 @@ pub async fn global_log(
          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
            AND (transaction_id, global_position) > ($1::text::xid8, $2) \
            AND ($3::text IS NULL OR aggregate_type = $3) \
-         ORDER BY transaction_id, global_position LIMIT $4"
+         ORDER BY {FEED_ORDER} LIMIT $4"
     );
     let rows = sqlx::query(&sql)
         .bind(after.transaction_id.to_string())

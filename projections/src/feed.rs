@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 use crate::position::FeedPosition;
-use crate::stored_event::{StoredEvent, EVENT_COLUMNS};
+use crate::stored_event::{StoredEvent, EVENT_COLUMNS, FEED_ORDER};
 
 /// Events applied per transaction: large enough to amortise the commit, small enough to keep a
 /// batch's transaction short (a running transaction holds back every runner's fence).
@@ -51,7 +51,7 @@ pub const NOTIFY_CHANNEL: &str = "stratus_events";
 const FENCED_BATCH: &str = "SELECT {cols} FROM events \
      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
        AND (transaction_id, global_position) > ($1::text::xid8, $2) \
-     ORDER BY transaction_id, global_position LIMIT $3";
+     ORDER BY {order} LIMIT $3";
 
 /// A reader of the log: a projection that writes read models, or a reactor.
 pub trait Subscriber: Send + Sync + 'static {
@@ -451,7 +451,9 @@ async fn read_batch(
     conn: &mut PgConnection,
     after: FeedPosition,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let sql = FENCED_BATCH.replace("{cols}", EVENT_COLUMNS);
+    let sql = FENCED_BATCH
+        .replace("{cols}", EVENT_COLUMNS)
+        .replace("{order}", FEED_ORDER);
     let rows = sqlx::query(&sql)
         .bind(after.transaction_id.to_string())
         .bind(after.global_position)
@@ -519,7 +521,7 @@ pub async fn checkpoint(pool: &PgPool, name: &str) -> Result<FeedPosition, FeedE
 pub async fn head(pool: &PgPool) -> Result<FeedPosition, FeedError> {
     let row = sqlx::query(
         "SELECT transaction_id::text AS transaction_id, global_position FROM events \
-         ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+         ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1",
     )
     .fetch_optional(pool)
     .await?;

@@ -8,8 +8,15 @@ use sqlx::Row;
 use crate::position::FeedPosition;
 
 /// The columns every reader of the log selects, in this order.
+///
+/// They name the text form of the transaction id `transaction_id`, and Postgres resolves a bare
+/// name in `ORDER BY` to the output column first: order by [`FEED_ORDER`] (qualified with the
+/// table), never by a bare `transaction_id`, or `"1000"` sorts before `"999"`.
 pub(crate) const EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, \
      event_version, payload, metadata, global_position, transaction_id::text AS transaction_id, recorded_at";
+
+/// The feed order `(transaction_id, global_position)` on the `xid8` column itself.
+pub(crate) const FEED_ORDER: &str = "events.transaction_id, events.global_position";
 
 /// One row of the `events` table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -6,7 +6,8 @@
 //! random port and talks to it over real HTTP. Each app gets its own real SMTP server
 //! ([`MailServer`]) and HTTP SMS provider ([`SmsServer`]) on loopback, so tests read the codes and
 //! links that the app sends out of the delivered messages (`app.mail`, `app.sms`). [`localstripe`]
-//! runs the fake Stripe server and the webhook inbox of the payment tests.
+//! runs the fake Stripe server and the webhook inbox of the payment tests. [`wallets`] drives
+//! wallets through the write side.
 //!
 //! Set `STRATUS_TEST_LOG=debug` (any tracing filter) to see the application's logs in a test run.
 // A harness whose setup fails should fail the test loudly, so panicking is the intended behaviour.
@@ -15,6 +16,7 @@
 pub mod identity;
 pub mod mail_server;
 pub mod sms_server;
+pub mod wallets;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

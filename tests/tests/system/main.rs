@@ -11,6 +11,7 @@ mod disconnect;
 mod feed;
 mod identity;
 mod identity_messages;
+mod ledger;
 mod operations;
 mod outbox;
 mod payments;
