@@ -21,8 +21,9 @@
 //!   requests with the same key and fingerprint get exactly that answer again, plus
 //!   `Idempotent-Replayed: true`. Refusals (4xx) are kept too: the same request gets the same
 //!   refusal. A 5xx deletes the claim, so the client may retry.
-//! - The handler runs on its own task, so a client that hangs up does not stop it or lose its
-//!   answer: the retry replays it.
+//! - Once the body is read, the claim, the handler and the recording run on a task of their own,
+//!   so a client that hangs up neither stops the handler nor leaves a claim without its outcome:
+//!   the retry replays the answer.
 //! - A claim whose request never finished (its process died) may be taken over by the same request
 //!   after the lock timeout (`STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS`, 60 s). Keys expire after
 //!   `STRATUS_IDEMPOTENCY_TTL_HOURS` (24 h): expired rows are ignored, taken over by the next use of
@@ -326,38 +327,22 @@ where
         .map_or(key.path.as_str(), |p| p.as_str());
     let fingerprint = fingerprint(&key.method, target, &body);
     req.set_payload(Payload::from(body));
-    let lifetimes = Lifetimes {
-        ttl_seconds: state.settings.idempotency_ttl_seconds(),
-        lock_timeout_seconds: i64::from(state.settings.idempotency_lock_timeout_seconds),
+    let held = HeldKey {
+        key,
+        claim: ClaimId::mint(),
     };
-    let claim = match idempotency_keys::claim(&state.pool, key.id(), &fingerprint, lifetimes).await
-    {
-        Ok(claim) => claim,
-        Err(e) => return Ok(refuse(req, IdempotencyError::from(e))),
-    };
-    let claim = match claim {
-        Claim::Granted(claim) => claim,
-        Claim::Reused => return Ok(refuse(req, IdempotencyError::Reused)),
-        Claim::InProgress => return Ok(refuse(req, IdempotencyError::InProgress)),
-        Claim::Replay(stored) => {
-            tracing::debug!(status = stored.status, "idempotent replay");
-            return Ok(match replay(&stored) {
-                Ok(response) => req.into_response(response).map_into_right_body(),
-                Err(err) => refuse(req, err),
-            });
-        }
-    };
-    let held = HeldKey { key, claim };
-    run_detached(service, req, state, held).await
+    run_detached(service, req, state, held, fingerprint).await
 }
 
-/// Runs the request and records its answer on a task of its own (on this worker's thread, since
-/// actix services are not `Send`): a client that hangs up drops only the wait.
+/// Claims the key, runs the request and records its answer on a task of its own (on this worker's
+/// thread, since actix services are not `Send`): a client that hangs up drops only the wait, never
+/// a claim without its outcome.
 async fn run_detached<S, B>(
     service: Rc<S>,
     req: ServiceRequest,
     state: web::Data<AppState>,
     held: HeldKey,
+    fingerprint: [u8; 32],
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -366,18 +351,56 @@ where
 {
     let (worker_state, worker_held) = (state.clone(), held.clone());
     let task = actix_web::rt::spawn(
-        async move {
-            let outcome = service.call(req).await;
-            record(&worker_state, &worker_held, outcome).await
-        }
-        .instrument(tracing::Span::current()),
+        async move { claim_and_run(service, req, &worker_state, &worker_held, &fingerprint).await }
+            .instrument(tracing::Span::current()),
     );
     match task.await {
         Ok(result) => result,
         Err(lost) => {
-            // The handler panicked: it answered nothing, so the key goes back like after a 5xx.
+            // The task panicked: it answered nothing, so whatever it claimed goes back.
             release(&state, &held).await;
             Err(ApiError::internal(&lost).into())
+        }
+    }
+}
+
+async fn claim_and_run<S, B>(
+    service: Rc<S>,
+    req: ServiceRequest,
+    state: &AppState,
+    held: &HeldKey,
+    fingerprint: &[u8],
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    let lifetimes = Lifetimes {
+        ttl_seconds: state.settings.idempotency_ttl_seconds(),
+        lock_timeout_seconds: i64::from(state.settings.idempotency_lock_timeout_seconds),
+    };
+    let claimed = idempotency_keys::claim(
+        &state.pool,
+        held.key.id(),
+        fingerprint,
+        held.claim,
+        lifetimes,
+    )
+    .await;
+    match claimed {
+        Err(e) => Ok(refuse(req, IdempotencyError::from(e))),
+        Ok(Claim::Reused) => Ok(refuse(req, IdempotencyError::Reused)),
+        Ok(Claim::InProgress) => Ok(refuse(req, IdempotencyError::InProgress)),
+        Ok(Claim::Replay(stored)) => {
+            tracing::debug!(status = stored.status, "idempotent replay");
+            Ok(match replay(&stored) {
+                Ok(response) => req.into_response(response).map_into_right_body(),
+                Err(err) => refuse(req, err),
+            })
+        }
+        Ok(Claim::Granted) => {
+            let outcome = service.call(req).await;
+            record(state, held, outcome).await
         }
     }
 }

@@ -57,6 +57,14 @@ pub struct Lifetimes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimId(Uuid);
 
+impl ClaimId {
+    /// A new holder's id, minted by the request before it claims, so that it can release whatever
+    /// it may have claimed even if the claim's answer was lost.
+    pub fn mint() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
 /// An answer as it is kept and replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -71,7 +79,7 @@ pub struct StoredResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// The key is this request's: run it, then [`complete`] or [`release`].
-    Granted(ClaimId),
+    Granted,
     /// A request with the same key and fingerprint finished; this is its answer.
     Replay(StoredResponse),
     /// A request with the same key and fingerprint is still running.
@@ -87,15 +95,15 @@ type StoredRow = (
     Option<Vec<u8>>,
 );
 
-/// Claims `id` for a request with `fingerprint`, or says who has it.
+/// Claims `id` as `claim_id` for a request with `fingerprint`, or says who has it.
 pub async fn claim(
     pool: &PgPool,
     id: KeyId<'_>,
     fingerprint: &[u8],
+    claim_id: ClaimId,
     lifetimes: Lifetimes,
 ) -> Result<Claim, sqlx::Error> {
     for _ in 0..CLAIM_ROUNDS {
-        let claim_id = ClaimId(Uuid::now_v7());
         let inserted = id
             .bind_to(sqlx::query(
                 "INSERT INTO idempotency_keys \
@@ -110,7 +118,7 @@ pub async fn claim(
             .await?;
         if inserted.rows_affected() == 1 {
             purge_some(pool).await;
-            return Ok(Claim::Granted(claim_id));
+            return Ok(Claim::Granted);
         }
         // An expired row is anyone's; an abandoned claim is its own request's to take again.
         let taken_over = id
@@ -137,7 +145,7 @@ pub async fn claim(
                 path = id.path,
                 "took over an expired or abandoned idempotency key"
             );
-            return Ok(Claim::Granted(claim_id));
+            return Ok(Claim::Granted);
         }
         let row: Option<StoredRow> = sqlx::query_as(
             "SELECT fingerprint, response_status, response_headers, response_body \
