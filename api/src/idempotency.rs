@@ -12,9 +12,10 @@
 //! - Keys are scoped by the caller, the method and the path: the subject of a valid bearer token
 //!   (signature and expiry checked, without a database round-trip), or the anonymous scope when
 //!   there is none. One caller's key never answers another caller's request.
-//! - The request body is read here (at most [`crate::extract::JSON_BODY_LIMIT_BYTES`], as the JSON extractor
-//!   allows) and [`fingerprint`]ed with the method and the path and query. The first request
-//!   claims the key atomically (an insert that only one of simultaneous requests wins).
+//! - The request body is read here (at most [`crate::extract::JSON_BODY_LIMIT_BYTES`], as the
+//!   JSON extractor allows) and [`fingerprint`]ed with the method and the path and query. The
+//!   first request claims the key atomically (an insert that only one of simultaneous requests
+//!   wins).
 //! - The same key with another fingerprint is 422 `idempotency_key_reused`; while the first request
 //!   runs, the same key again is 409 `idempotency_key_in_progress` with `Retry-After: 1`.
 //! - When the handler answers below 500, its status, body and [`STORED_HEADERS`] are kept; later
@@ -26,8 +27,8 @@
 //!   the retry replays the answer.
 //! - A claim whose request never finished (its process died) may be taken over by the same request
 //!   after the lock timeout (`STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS`, 60 s). Keys expire after
-//!   `STRATUS_IDEMPOTENCY_TTL_HOURS` (24 h): expired rows are ignored, taken over by the next use of
-//!   the key and purged, a bounded batch at a time, whenever a new key is claimed.
+//!   `STRATUS_IDEMPOTENCY_TTL_HOURS` (24 h): expired rows are ignored, taken over by the next use
+//!   of the key and purged, a bounded batch at a time, whenever a new key is claimed.
 //! - If the table cannot be reached the answer is 503 `idempotency_unavailable` and nothing runs;
 //!   if the answer cannot be recorded afterwards, the client still gets it and the failure is
 //!   logged (the claim then stays until the lock timeout).
@@ -184,8 +185,9 @@ pub fn replay(stored: &StoredResponse) -> Result<HttpResponse, ApiError> {
 #[into_params(parameter_in = Header)]
 pub struct IdempotencyKeyHeader {
     /// Up to 255 printable ASCII characters. A retry with the same key and body gets the first
-    /// answer again (`Idempotent-Replayed: true`) for 24 hours; the same key with another body is
-    /// 422 `idempotency_key_reused`; while the first runs, 409 `idempotency_key_in_progress`.
+    /// answer again (`Idempotent-Replayed: true`) for 24 hours by default; the same key with
+    /// another body is 422 `idempotency_key_reused`; while the first runs, 409
+    /// `idempotency_key_in_progress`.
     #[param(rename = "Idempotency-Key")]
     pub idempotency_key: Option<String>,
 }
