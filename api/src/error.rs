@@ -1,7 +1,8 @@
 //! Problem details (RFC 9457) and the one table that maps every failure to HTTP.
 //!
 //! Refused commands become 4xx with a stable `code`; conflicts that survived the retries become 409;
-//! infrastructure failures become an opaque 500 whose cause goes to the log only.
+//! infrastructure failures become an opaque 500 whose cause goes to the log only, except that an
+//! idempotency table out of reach is a 503 (nothing ran, so the client may safely retry).
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -238,6 +239,46 @@ impl From<crate::registration::RegistrationFailed> for ApiError {
     }
 }
 
+/// Retry-After of 503 `idempotency_unavailable`: the database is usually back within seconds.
+pub const IDEMPOTENCY_UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
+impl From<crate::idempotency::IdempotencyError> for ApiError {
+    fn from(err: crate::idempotency::IdempotencyError) -> Self {
+        use crate::idempotency::IdempotencyError as E;
+        match err {
+            E::InvalidKey(invalid) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                format!(
+                    "{invalid}: send 1 to {} printable ASCII characters",
+                    crate::idempotency::KEY_MAX_CHARS
+                ),
+            ),
+            E::Reused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different request; use a new key",
+            ),
+            E::InProgress => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_progress",
+                "a request with this Idempotency-Key is still running; retry shortly",
+            )
+            .retry_after(crate::idempotency::IN_PROGRESS_RETRY_AFTER_SECONDS),
+            // Not an opaque 500: nothing ran, and retrying the same request is safe.
+            E::Unavailable(cause) => {
+                tracing::error!(error = %cause, "idempotency keys unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "idempotency_unavailable",
+                    "the Idempotency-Key cannot be checked right now and nothing was done; retry shortly",
+                )
+                .retry_after(IDEMPOTENCY_UNAVAILABLE_RETRY_AFTER_SECONDS)
+            }
+        }
+    }
+}
+
 /// The table: every refusal of the Account aggregate and the HTTP answer it gets.
 pub fn account_refusal(err: &AccountError) -> ApiError {
     use AccountError as E;
@@ -441,6 +482,51 @@ mod tests {
     fn a_taken_email_is_a_409_whichever_door_the_registration_came_through() {
         let err = ApiError::from(RegistrationFailed::EmailTaken);
         assert_eq!(answer(err), (409, "email_taken", false));
+    }
+
+    #[test]
+    fn every_idempotency_refusal_has_its_status_and_stable_code() {
+        use crate::idempotency::{IdempotencyError as E, InvalidKey};
+        let table = [
+            (
+                E::InvalidKey(InvalidKey::Empty),
+                (400, "invalid_idempotency_key"),
+                None,
+            ),
+            (
+                E::InvalidKey(InvalidKey::TooLong),
+                (400, "invalid_idempotency_key"),
+                None,
+            ),
+            (
+                E::InvalidKey(InvalidKey::NotPrintableAscii),
+                (400, "invalid_idempotency_key"),
+                None,
+            ),
+            (
+                E::InvalidKey(InvalidKey::Repeated),
+                (400, "invalid_idempotency_key"),
+                None,
+            ),
+            (E::Reused, (422, "idempotency_key_reused"), None),
+            (E::InProgress, (409, "idempotency_key_in_progress"), Some(1)),
+            (
+                E::Unavailable(sqlx::Error::PoolTimedOut),
+                (503, "idempotency_unavailable"),
+                Some(1),
+            ),
+        ];
+        for (refusal, expected, retry_after) in table {
+            let shown = format!("{refusal:?}");
+            let err = ApiError::from(refusal);
+            assert_eq!((err.status.as_u16(), err.code), expected, "{shown}");
+            assert_eq!(err.retry_after_seconds, retry_after, "{shown}");
+        }
+        let broken = ApiError::from(E::Unavailable(sqlx::Error::Protocol("disk on fire".into())));
+        assert!(
+            !broken.detail.contains("disk on fire"),
+            "causes stay in the log"
+        );
     }
 
     #[test]

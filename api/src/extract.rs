@@ -39,12 +39,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .flatten()
             .map(|m| m.subtype() == mime_json() || m.suffix().map(|s| s.as_str()) == Some("json"))
             .unwrap_or(false);
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let declared_len = declared_length(req.headers());
+        let payload = payload.take();
         Box::pin(async move {
             if !content_type_ok {
                 return Err(ApiError::new(
@@ -53,22 +49,40 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     "the body must be JSON with Content-Type: application/json",
                 ));
             }
-            if declared_len.is_some_and(|n| n > JSON_BODY_LIMIT_BYTES) {
-                return Err(too_large());
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())
-                })?;
-                if body.len() + chunk.len() > JSON_BODY_LIMIT_BYTES {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_body(payload, declared_len).await?;
             parse_json(&body).map(Json)
         })
     }
+}
+
+/// The `Content-Length` a request declares, when it is a number.
+pub(crate) fn declared_length(headers: &header::HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Reads a whole request body of at most [`JSON_BODY_LIMIT_BYTES`]: 413 when it declares or
+/// streams more, 400 when the connection fails mid-body.
+pub(crate) async fn read_body(
+    mut payload: Payload,
+    declared_len: Option<usize>,
+) -> Result<web::Bytes, ApiError> {
+    if declared_len.is_some_and(|n| n > JSON_BODY_LIMIT_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())
+        })?;
+        if body.len() + chunk.len() > JSON_BODY_LIMIT_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn mime_json() -> &'static str {
@@ -246,6 +260,14 @@ impl FromRequest for TokenHolder {
             context: RequestContext::of(req),
         }))
     }
+}
+
+/// The account a valid access token names, or `None` without one. Signature and expiry are
+/// checked, the session is not: enough to keep one caller's stored answers from another's
+/// (idempotency keys), never to authorise anything.
+pub(crate) fn token_account(req: &HttpRequest) -> Option<AccountId> {
+    req.headers().get(header::AUTHORIZATION)?;
+    verify_token(req).ok().map(|claimed| claimed.account_id)
 }
 
 /// What a valid access token says.

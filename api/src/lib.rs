@@ -14,6 +14,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod openapi;
 pub mod payment_settings;

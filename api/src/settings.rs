@@ -79,6 +79,12 @@ pub struct Settings {
     pub sms_from: Option<String>,
     /// The settlement currency, top-up bounds and payment gateways (see [`PaymentSettings`]).
     pub payments: PaymentSettings,
+    /// `STRATUS_IDEMPOTENCY_TTL_HOURS`: how long an `Idempotency-Key` and the answer it got are
+    /// kept; a retry after that runs again.
+    pub idempotency_ttl_hours: u32,
+    /// `STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS`: how long a request may hold a key without
+    /// finishing before a retry with the same key may take it over (its process has crashed).
+    pub idempotency_lock_timeout_seconds: u32,
 }
 
 /// Default lifetime of an access token: short, because a stolen one cannot be recalled.
@@ -96,6 +102,12 @@ pub const DEFAULT_SMTP_PORT: u16 = 587;
 /// Default sender: a name and an address under a reserved-looking local domain, so development
 /// mail is recognisable and never looks like a real provider's.
 pub const DEFAULT_MAIL_FROM: &str = "Stratus <no-reply@stratus.local>";
+/// Default life of an idempotency key: a day, as Stripe keeps them, covers a client retrying
+/// through an outage or overnight, and bounds the table.
+pub const DEFAULT_IDEMPOTENCY_TTL_HOURS: u32 = 24;
+/// Default idempotency lock timeout: far above the slowest handler (password hashing, command
+/// retries and the 2 s read-your-writes wait), so a live request is never taken over.
+pub const DEFAULT_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS: u32 = 60;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -126,6 +138,8 @@ impl Default for Settings {
             sms_token: None,
             sms_from: None,
             payments: PaymentSettings::default(),
+            idempotency_ttl_hours: DEFAULT_IDEMPOTENCY_TTL_HOURS,
+            idempotency_lock_timeout_seconds: DEFAULT_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS,
         }
     }
 }
@@ -160,6 +174,8 @@ struct FileLayer {
     sms_token: Option<Secret>,
     sms_from: Option<String>,
     payments: Option<PaymentsFileLayer>,
+    idempotency_ttl_hours: Option<u32>,
+    idempotency_lock_timeout_seconds: Option<u32>,
 }
 
 /// A setting that could not be read.
@@ -298,6 +314,12 @@ impl Settings {
         if f.sms_from.is_some() {
             self.sms_from = f.sms_from;
         }
+        if let Some(v) = f.idempotency_ttl_hours {
+            self.idempotency_ttl_hours = v;
+        }
+        if let Some(v) = f.idempotency_lock_timeout_seconds {
+            self.idempotency_lock_timeout_seconds = v;
+        }
     }
 
     fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), SettingsError> {
@@ -389,6 +411,13 @@ impl Settings {
         if let Some(v) = get("STRATUS_SMS_FROM") {
             self.sms_from = Some(v);
         }
+        if let Some(v) = get("STRATUS_IDEMPOTENCY_TTL_HOURS") {
+            self.idempotency_ttl_hours = parse("STRATUS_IDEMPOTENCY_TTL_HOURS", &v)?;
+        }
+        if let Some(v) = get("STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS") {
+            self.idempotency_lock_timeout_seconds =
+                parse("STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", &v)?;
+        }
         Ok(())
     }
 
@@ -441,7 +470,31 @@ impl Settings {
                 });
             }
         }
-        self.check_messaging()
+        self.check_messaging()?;
+        self.check_idempotency()
+    }
+
+    fn check_idempotency(&self) -> Result<(), SettingsError> {
+        if self.idempotency_ttl_hours == 0 {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_IDEMPOTENCY_TTL_HOURS",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        if self.idempotency_lock_timeout_seconds == 0
+            || i64::from(self.idempotency_lock_timeout_seconds) >= self.idempotency_ttl_seconds()
+        {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS",
+                message: "must be at least 1 and shorter than the key's lifetime".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Settings::idempotency_ttl_hours`] in seconds.
+    pub fn idempotency_ttl_seconds(&self) -> i64 {
+        i64::from(self.idempotency_ttl_hours) * 3_600
     }
 
     fn check_messaging(&self) -> Result<(), SettingsError> {
@@ -614,6 +667,48 @@ mod tests {
                 "STRATUS_SMS_FROM",
             ),
             (&[("STRATUS_SMS_TOKEN", "t")], "STRATUS_SMS_ACCOUNT"),
+        ];
+        for (pairs, name) in cases {
+            let err = Settings::from_sources(None, &env(pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn idempotency_lifetimes_have_defaults_and_are_checked() {
+        let s = Settings::from_sources(None, &HashMap::new()).unwrap();
+        assert_eq!(s.idempotency_ttl_seconds(), 24 * 3_600);
+        assert_eq!(s.idempotency_lock_timeout_seconds, 60);
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("STRATUS_IDEMPOTENCY_TTL_HOURS", "48"),
+                ("STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", "120"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.idempotency_ttl_seconds(), 48 * 3_600);
+        assert_eq!(s.idempotency_lock_timeout_seconds, 120);
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("STRATUS_IDEMPOTENCY_TTL_HOURS", "0")],
+                "STRATUS_IDEMPOTENCY_TTL_HOURS",
+            ),
+            (
+                &[("STRATUS_IDEMPOTENCY_TTL_HOURS", "a day")],
+                "STRATUS_IDEMPOTENCY_TTL_HOURS",
+            ),
+            (
+                &[("STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", "0")],
+                "STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS",
+            ),
+            (
+                &[
+                    ("STRATUS_IDEMPOTENCY_TTL_HOURS", "1"),
+                    ("STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", "3600"),
+                ],
+                "STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS",
+            ),
         ];
         for (pairs, name) in cases {
             let err = Settings::from_sources(None, &env(pairs)).unwrap_err();

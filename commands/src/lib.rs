@@ -2,7 +2,8 @@
 //!
 //! Every change enters here as a typed domain command, is decided by its aggregate through cqrs-es,
 //! and is appended to the PostgreSQL event store by postgres-es ([`aggregate_store`]). Unique values
-//! across aggregates are claimed first ([`unique_claims`]). One module per use case
+//! across aggregates are claimed first ([`unique_claims`]); `Idempotency-Key`s of HTTP requests are
+//! claimed and their answers kept in [`idempotency_keys`]. One module per use case
 //! ([`register_account`], [`sessions`], [`phone_verification`], [`administration`]); the
 //! secrets behind codes, links and TOTP are in [`secrets`]. Email and SMS leave through the
 //! [`outbox`]: reactors such as [`account_messages`] enqueue rendered messages in their
@@ -17,6 +18,7 @@ pub mod account_messages;
 pub mod administration;
 pub mod aggregate_store;
 pub mod detached;
+pub mod idempotency_keys;
 pub mod metadata;
 pub mod outbox;
 pub mod payments;

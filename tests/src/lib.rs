@@ -274,6 +274,13 @@ impl Reply {
         assert_eq!(self.body["status"], status);
     }
 
+    /// Whether the answer is a replay of a kept one (`Idempotent-Replayed: true`).
+    pub fn replayed(&self) -> bool {
+        self.headers
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true")
+    }
+
     /// The field names of a validation problem.
     pub fn error_fields(&self) -> Vec<String> {
         self.body["errors"]
@@ -366,6 +373,25 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));
         Self::reply(response).await
+    }
+
+    /// POSTs JSON to an `/api/v1` path with an `Idempotency-Key`, and a bearer token when given.
+    pub async fn post_with_key(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("idempotency-key", key)
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
     }
 
     /// GETs an `/api/v1` path, with a bearer token when given.

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::error::{command_error, ApiError, FieldError};
 use crate::extract::{Caller, Json};
+use crate::idempotency::{IdempotencyKeyHeader, Idempotent};
 use crate::routes::admin_accounts::one_of;
 use crate::routes::audit::page_limit;
 use crate::routes::wallet::{
@@ -193,10 +194,10 @@ pub struct AdjustmentRequest {
 /// Books a manual credit or charge. Idempotent by `reference`; a charge cannot take the wallet
 /// past its credit limit.
 #[utoipa::path(post, path = "/api/v1/admin/wallets/{account_id}/adjustments", tag = "billing", security(("bearer" = [])),
-    params(("account_id" = Uuid, Path)), request_body = AdjustmentRequest,
+    params(("account_id" = Uuid, Path), IdempotencyKeyHeader), request_body = AdjustmentRequest,
     responses((status = 200, body = Object), (status = 402, description = "insufficient_funds", body = crate::error::Problem),
         (status = 409, description = "reference_reused", body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
-#[post("/admin/wallets/{account_id}/adjustments")]
+#[post("/admin/wallets/{account_id}/adjustments", wrap = "Idempotent::new()")]
 pub async fn adjust(
     state: web::Data<AppState>,
     caller: Caller,
@@ -365,10 +366,10 @@ async fn answer_line(
 
 /// Credits a pending bank transfer with the amount received. Confirming again changes nothing.
 #[utoipa::path(post, path = "/api/v1/admin/payments/{payment_id}/confirm", tag = "billing", security(("bearer" = [])),
-    params(("payment_id" = Uuid, Path)), request_body = ConfirmRequest,
+    params(("payment_id" = Uuid, Path), IdempotencyKeyHeader), request_body = ConfirmRequest,
     responses((status = 200, body = Object), (status = 409, description = "payment_already_settled, not_a_bank_transfer", body = crate::error::Problem),
         (status = 422, body = crate::error::Problem)))]
-#[post("/admin/payments/{payment_id}/confirm")]
+#[post("/admin/payments/{payment_id}/confirm", wrap = "Idempotent::new()")]
 pub async fn confirm_payment(
     state: web::Data<AppState>,
     caller: Caller,

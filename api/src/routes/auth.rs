@@ -21,6 +21,7 @@ use crate::auth::{new_refresh_token, refresh_token_hash, refresh_token_session, 
 use crate::challenges;
 use crate::error::{command_error, required_field, ApiError, FieldError};
 use crate::extract::{Json, RequestContext, TokenHolder};
+use crate::idempotency::{IdempotencyKeyHeader, Idempotent};
 use crate::registration::{self, NewAccount};
 use crate::state::{run_account, AppState, Consistency};
 
@@ -92,11 +93,15 @@ fn validate_registration(body: RegisterRequest) -> Result<ValidRegistration, Api
     }
 }
 
-/// Registers a customer account.
+/// Registers a customer account. Honours `Idempotency-Key` (see [`crate::idempotency`]).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "identity", request_body = RegisterRequest,
-    responses((status = 201, body = RegisterResponse), (status = 409, description = "email_taken", body = crate::error::Problem),
-              (status = 422, description = "validation_failed", body = crate::error::Problem)))]
-#[post("/auth/register")]
+    params(IdempotencyKeyHeader),
+    responses((status = 201, body = RegisterResponse),
+              (status = 400, description = "invalid_idempotency_key", body = crate::error::Problem),
+              (status = 409, description = "email_taken, idempotency_key_in_progress (Retry-After)", body = crate::error::Problem),
+              (status = 422, description = "validation_failed, idempotency_key_reused", body = crate::error::Problem),
+              (status = 503, description = "idempotency_unavailable", body = crate::error::Problem)))]
+#[post("/auth/register", wrap = "Idempotent::new()")]
 pub async fn register(
     state: web::Data<AppState>,
     ctx: RequestContext,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::error::{required_field, ApiError, FieldError};
 use crate::extract::{Caller, Json};
+use crate::idempotency::{IdempotencyKeyHeader, Idempotent};
 use crate::state::{run_account, AppState};
 
 const READS: &[&str] = &[accounts::NAME];
@@ -143,11 +144,16 @@ pub struct KycState {
     pub kyc_status: String,
 }
 
-/// Submits identity details for staff review.
+/// Submits identity details for staff review. Honours `Idempotency-Key` (see
+/// [`crate::idempotency`]).
 #[utoipa::path(post, path = "/api/v1/me/kyc", tag = "identity", security(("bearer" = [])), request_body = KycRequest,
-    responses((status = 202, body = KycState), (status = 409, description = "kyc_already_pending, kyc_already_approved", body = crate::error::Problem),
-              (status = 422, body = crate::error::Problem)))]
-#[post("/me/kyc")]
+    params(IdempotencyKeyHeader),
+    responses((status = 202, body = KycState),
+              (status = 400, description = "invalid_idempotency_key", body = crate::error::Problem),
+              (status = 409, description = "kyc_already_pending, kyc_already_approved, idempotency_key_in_progress (Retry-After)", body = crate::error::Problem),
+              (status = 422, description = "validation_failed, idempotency_key_reused", body = crate::error::Problem),
+              (status = 503, description = "idempotency_unavailable", body = crate::error::Problem)))]
+#[post("/me/kyc", wrap = "Idempotent::new()")]
 pub async fn submit_kyc(
     state: web::Data<AppState>,
     caller: Caller,

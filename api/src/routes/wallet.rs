@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::error::{command_error, ApiError, FieldError};
 use crate::extract::{Caller, Json};
+use crate::idempotency::{IdempotencyKeyHeader, Idempotent};
 use crate::routes::admin_accounts::one_of;
 use crate::routes::audit::page_limit;
 use crate::state::AppState;
@@ -459,9 +460,9 @@ fn top_up_error(err: TopUpError) -> ApiError {
 /// Nothing is credited until the gateway reports the money (a signed webhook) or billing staff
 /// confirm the transfer.
 #[utoipa::path(post, path = "/api/v1/wallet/top-ups", tag = "wallet", security(("bearer" = [])),
-    request_body = TopUpRequest, responses((status = 201, body = TopUpBody), (status = 422, body = crate::error::Problem),
+    params(IdempotencyKeyHeader), request_body = TopUpRequest, responses((status = 201, body = TopUpBody), (status = 422, body = crate::error::Problem),
         (status = 503, description = "gateway_unavailable", body = crate::error::Problem)))]
-#[post("/wallet/top-ups")]
+#[post("/wallet/top-ups", wrap = "Idempotent::new()")]
 pub async fn top_up(
     state: web::Data<AppState>,
     caller: Caller,
@@ -558,9 +559,9 @@ pub struct WithdrawalRequest {
 /// Asks for money to be paid out. The amount is reserved at once; billing staff approve or
 /// reject, and the balance goes down when the transfer is marked paid out.
 #[utoipa::path(post, path = "/api/v1/wallet/withdrawals", tag = "wallet", security(("bearer" = [])),
-    request_body = WithdrawalRequest, responses((status = 201, body = Object), (status = 402, description = "insufficient_funds", body = crate::error::Problem),
+    params(IdempotencyKeyHeader), request_body = WithdrawalRequest, responses((status = 201, body = Object), (status = 402, description = "insufficient_funds", body = crate::error::Problem),
         (status = 422, body = crate::error::Problem)))]
-#[post("/wallet/withdrawals")]
+#[post("/wallet/withdrawals", wrap = "Idempotent::new()")]
 pub async fn withdraw(
     state: web::Data<AppState>,
     caller: Caller,

@@ -9,6 +9,7 @@ mod bad_input;
 mod commands;
 mod disconnect;
 mod feed;
+mod idempotency;
 mod identity;
 mod identity_messages;
 mod ledger;

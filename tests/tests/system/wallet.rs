@@ -15,6 +15,8 @@ use stratus_commands::aggregate_store::CommandError;
 use stratus_commands::CommandMetadata;
 use stratus_domain::wallet::{DebitReason, WalletError};
 use stratus_domain::{AccountId, Currency, LedgerReference, Money, Role};
+use stratus_projections::ledger;
+use stratus_projections::ledger::verify::{verify, VerifyOptions};
 use stratus_tests::localstripe::LocalStripe;
 use stratus_tests::{with_stripe, TestApp, TEST_WEBHOOK_SECRET};
 use uuid::Uuid;
@@ -517,11 +519,23 @@ async fn two_hundred_parallel_debits_take_exactly_what_the_balance_covers() {
     state.feed.wake();
     let caught_up = state
         .feed
-        .wait_for(&["wallets"], head, Duration::from_secs(10))
+        .wait_for(&["wallets", "ledger"], head, Duration::from_secs(10))
         .await
         .unwrap();
-    assert!(caught_up, "the wallets projection caught up");
+    assert!(caught_up, "the wallets and ledger projections caught up");
     assert_eq!(balance(&app, &customer.access_token).await, "0.000000");
+    // The books still balance: every currency sums to zero, the wallet's postings are its
+    // balance, and a fresh replay agrees with both read models.
+    let totals = ledger::currency_totals(&app.pool).await.unwrap();
+    assert!(totals.iter().all(|t| t.total_micros == 0), "{totals:?}");
+    let wallet_total = ledger::wallet_total(&app.pool, account_id.as_uuid())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wallet_total.total_micros, 0);
+    assert_eq!(wallet_total.postings, 74, "one top-up and 73 debits");
+    let report = verify(&app.pool, &VerifyOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report}");
 
     // Replaying a debit answers its first result and moves nothing.
     let first = LedgerReference::parse("order:0").unwrap();
@@ -812,4 +826,76 @@ async fn rebuilding_the_wallets_projection_reproduces_the_live_read_model() {
     assert_eq!(app.rows(lines_sql).await, live_lines);
     assert_eq!(live_lines.len(), 4, "two top-ups, a withdrawal, a debit");
     assert_eq!(balance(&app, token).await, "56.750000");
+}
+
+#[tokio::test]
+async fn a_retried_top_up_or_withdrawal_with_its_idempotency_key_happens_once() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer().await;
+    let billing = app.staff_token(vec![Role::Billing]).await;
+    let token = customer.access_token.as_str();
+    let top_up = json!({"amount": eur("30.00"), "gateway": "manual"});
+
+    let first = app
+        .post_with_key("/wallet/top-ups", "top-up-7f3a", &top_up, Some(token))
+        .await;
+    let again = app
+        .post_with_key("/wallet/top-ups", "top-up-7f3a", &top_up, Some(token))
+        .await;
+
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert!(!first.replayed());
+    assert!(again.replayed());
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body["payment_id"], first.body["payment_id"]);
+    assert_eq!(
+        again.body["checkout"]["reference"],
+        first.body["checkout"]["reference"]
+    );
+    let other = json!({"amount": eur("31.00"), "gateway": "manual"});
+    app.post_with_key("/wallet/top-ups", "top-up-7f3a", &other, Some(token))
+        .await
+        .assert_problem(422, "idempotency_key_reused");
+    let payment_id = first.body["payment_id"].as_str().unwrap();
+    let confirm = json!({"amount": eur("30.00")});
+    let path = format!("/admin/payments/{payment_id}/confirm");
+    for _ in 0..2 {
+        let reply = app
+            .post_with_key(&path, "confirm-statement-line-88", &confirm, Some(&billing))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+
+    let withdrawal = json!({"amount": eur("12.00"), "destination": "DE02120300000000202051"});
+    let replies = join_all((0..5).map(|_| {
+        app.post_with_key(
+            "/wallet/withdrawals",
+            "payout-2026-11",
+            &withdrawal,
+            Some(token),
+        )
+    }))
+    .await;
+    let created: Vec<&Value> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .map(|r| &r.body["id"])
+        .collect();
+    assert!(!created.is_empty());
+    assert!(created.iter().all(|id| *id == created[0]), "{created:?}");
+    assert!(replies.iter().all(
+        |r| r.status == StatusCode::CREATED || r.body["code"] == "idempotency_key_in_progress"
+    ));
+
+    let counted = |event_type: &'static str| {
+        let sql = format!("SELECT 1 FROM events WHERE event_type = '{event_type}'");
+        let app = &app;
+        async move { app.rows(&sql).await.len() }
+    };
+    assert_eq!(counted("TopUpInitiated").await, 1);
+    assert_eq!(counted("TopUpCompleted").await, 1);
+    assert_eq!(counted("WithdrawalRequested").await, 1);
+    let body = wallet(&app, token).await;
+    assert_eq!(body["balance"]["amount"], "30.000000");
+    assert_eq!(body["reserved"]["amount"], "12.000000");
 }
