@@ -55,14 +55,16 @@ pub struct AccountPage {
 }
 
 fn encode_cursor(account: &AccountView) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "{}|{}",
-        account.created_at.to_rfc3339(),
-        account.account_id
-    ))
+    encode_time_cursor(account.created_at, account.account_id)
 }
 
-fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
+/// A paging cursor over `(time, id)`, newest first; opaque to clients.
+pub(crate) fn encode_time_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", at.to_rfc3339(), id))
+}
+
+/// The `(time, id)` of a cursor made by [`encode_time_cursor`]; `None` for anything else.
+pub(crate) fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
     let (at, id) = text.split_once('|')?;
     Some((

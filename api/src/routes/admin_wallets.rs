@@ -5,9 +5,7 @@
 //! `auditor`; every change is `billing` or `admin`.
 
 use actix_web::{get, post, put, web, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stratus_commands::detached;
@@ -21,7 +19,7 @@ use uuid::Uuid;
 use crate::error::{command_error, ApiError, FieldError};
 use crate::extract::{Caller, Json};
 use crate::idempotency::{IdempotencyKeyHeader, Idempotent};
-use crate::routes::admin_accounts::one_of;
+use crate::routes::admin_accounts::{decode_cursor, encode_time_cursor, one_of};
 use crate::routes::audit::page_limit;
 use crate::routes::wallet::{
     decode_position, limit_field, money_field, run_wallet, transaction_filter, transaction_page,
@@ -57,20 +55,7 @@ pub struct WalletPage {
 }
 
 fn encode_wallet_cursor(wallet: &StaffWalletView) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "{}|{}",
-        wallet.wallet.opened_at.to_rfc3339(),
-        wallet.wallet.account_id
-    ))
-}
-
-fn decode_wallet_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    let (at, id) = text.split_once('|')?;
-    Some((
-        DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
-        Uuid::parse_str(id).ok()?,
-    ))
+    encode_time_cursor(wallet.wallet.opened_at, wallet.wallet.account_id)
 }
 
 /// Wallets with their owners.
@@ -87,7 +72,7 @@ pub async fn list_wallets(
     let limit = page_limit(query.limit)?;
     let before = match query.cursor.as_deref() {
         None => None,
-        Some(cursor) => Some(decode_wallet_cursor(cursor).ok_or_else(|| {
+        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
             ApiError::validation(vec![FieldError::new(
                 "cursor",
                 "invalid_cursor",
