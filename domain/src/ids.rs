@@ -95,6 +95,42 @@ uuid_id!(
     "withdrawal"
 );
 
+uuid_id!(
+    /// Identifies one datacenter (region) of the catalog.
+    DatacenterId,
+    "datacenter"
+);
+
+uuid_id!(
+    /// Identifies one operating-system image of the catalog.
+    ImageId,
+    "image"
+);
+
+uuid_id!(
+    /// Identifies one plan (a fixed VM size with its prices) of the catalog.
+    PlanId,
+    "plan"
+);
+
+uuid_id!(
+    /// Identifies one discount code aggregate (the code text itself is claimed unique).
+    DiscountCodeId,
+    "discount_code"
+);
+
+uuid_id!(
+    /// Identifies one order of a VM.
+    OrderId,
+    "order"
+);
+
+uuid_id!(
+    /// Identifies one invoice.
+    InvoiceId,
+    "invoice"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

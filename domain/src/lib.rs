@@ -22,10 +22,14 @@
 //! 3. [`values`]: parse-don't-validate inputs ([`Email`], [`PersonName`], [`Phone`], [`Role`],
 //!    [`Money`] and [`Currency`], [`LedgerReference`]) and the password policy. Once you hold one of
 //!    these values it is valid.
-//! 4. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`]).
+//! 4. [`pricing`]: the catalog's price types and [`pricing::quote`], the one function that prices an
+//!    order (for `POST /catalog/quote` and `POST /orders` alike).
+//! 5. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
+//!    [`PlanId`], [`OrderId`], [`InvoiceId`], …).
 
 pub mod account;
 pub mod ids;
+pub mod pricing;
 pub mod values;
 pub mod wallet;
 

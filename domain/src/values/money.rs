@@ -354,6 +354,47 @@ impl Money {
             .ok_or(MoneyError::AmountOverflow)
     }
 
+    /// `self × factor`.
+    ///
+    /// # Errors
+    /// [`MoneyError::AmountOverflow`].
+    pub fn checked_mul(self, factor: i64) -> Result<Self, MoneyError> {
+        self.micros
+            .checked_mul(factor)
+            .map(|micros| Self::from_micros(micros, self.currency))
+            .ok_or(MoneyError::AmountOverflow)
+    }
+
+    /// `self × numerator / denominator`, rounded to the nearest micro-unit, halves away from zero
+    /// (a price per GiB times MiB over 1024, a monthly price over the hours of a month, a
+    /// percentage). Computed in 128 bits, so only the result can overflow.
+    ///
+    /// # Errors
+    /// [`MoneyError::AmountOverflow`] when the result does not fit, or `denominator` is zero.
+    pub fn checked_scale(self, numerator: i64, denominator: i64) -> Result<Self, MoneyError> {
+        let product = i128::from(self.micros) * i128::from(numerator);
+        let micros = divide_rounding_half_away(product, i128::from(denominator))
+            .ok_or(MoneyError::AmountOverflow)?;
+        i64::try_from(micros)
+            .map(|micros| Self::from_micros(micros, self.currency))
+            .map_err(|_| MoneyError::AmountOverflow)
+    }
+
+    /// The amount rounded to the currency's minor unit (cents for EUR), halves away from zero
+    /// (commercial rounding: 0.005 → 0.01, −0.005 → −0.01). Only invoicing calls this
+    /// (DESIGN.md §5); everywhere else amounts stay exact in micro-units.
+    ///
+    /// # Errors
+    /// [`MoneyError::AmountOverflow`] when rounding up passes `i64::MAX` micro-units.
+    pub fn round_to_minor_unit(self) -> Result<Self, MoneyError> {
+        let step = i128::from(self.currency.micros_per_minor_unit());
+        let units = divide_rounding_half_away(i128::from(self.micros), step)
+            .ok_or(MoneyError::AmountOverflow)?;
+        i64::try_from(units * step)
+            .map(|micros| Self::from_micros(micros, self.currency))
+            .map_err(|_| MoneyError::AmountOverflow)
+    }
+
     fn same_currency(&self, other: Money) -> Result<(), MoneyError> {
         if self.currency == other.currency {
             Ok(())
@@ -363,6 +404,22 @@ impl Money {
                 found: other.currency,
             })
         }
+    }
+}
+
+/// `value / divisor` rounded to the nearest integer, halves away from zero; `None` for a zero
+/// divisor.
+fn divide_rounding_half_away(value: i128, divisor: i128) -> Option<i128> {
+    if divisor == 0 {
+        return None;
+    }
+    let quotient = value / divisor;
+    let remainder = value % divisor;
+    if remainder.abs() * 2 >= divisor.abs() {
+        let away = if (value < 0) == (divisor < 0) { 1 } else { -1 };
+        Some(quotient + away)
+    } else {
+        Some(quotient)
     }
 }
 

@@ -499,3 +499,57 @@ proptest! {
         prop_assert_eq!(serde_json::from_str::<Money>(&json).unwrap(), money);
     }
 }
+
+#[test]
+fn rounding_to_the_minor_unit_takes_halves_away_from_zero() {
+    let yen = |s: &str| Money::from_decimal_str(s, Currency::JPY).unwrap();
+
+    assert_eq!(eur("1.004999").round_to_minor_unit(), Ok(eur("1.00")));
+    assert_eq!(eur("1.005").round_to_minor_unit(), Ok(eur("1.01")));
+    assert_eq!(eur("-1.005").round_to_minor_unit(), Ok(eur("-1.01")));
+    assert_eq!(eur("-1.004999").round_to_minor_unit(), Ok(eur("-1.00")));
+    assert_eq!(eur("7.00").round_to_minor_unit(), Ok(eur("7.00")));
+    assert_eq!(yen("100.5").round_to_minor_unit(), Ok(yen("101")));
+    assert_eq!(yen("100.499999").round_to_minor_unit(), Ok(yen("100")));
+    assert_eq!(
+        Money::from_micros(i64::MAX, Currency::EUR).round_to_minor_unit(),
+        Err(MoneyError::AmountOverflow)
+    );
+}
+
+#[test]
+fn scaling_rounds_to_the_nearest_micro_unit_and_checks_overflow() {
+    assert_eq!(eur("10.00").checked_scale(1, 3), Ok(eur("3.333333")));
+    assert_eq!(eur("20.00").checked_scale(1, 3), Ok(eur("6.666667")));
+    assert_eq!(eur("-20.00").checked_scale(1, 3), Ok(eur("-6.666667")));
+    assert_eq!(eur("0.000001").checked_scale(1, 2), Ok(eur("0.000001")));
+    assert_eq!(
+        eur("5.00").checked_scale(1, 0),
+        Err(MoneyError::AmountOverflow)
+    );
+    assert_eq!(
+        Money::from_micros(i64::MAX, Currency::EUR).checked_scale(2, 1),
+        Err(MoneyError::AmountOverflow)
+    );
+    assert_eq!(eur("2.50").checked_mul(4), Ok(eur("10.00")));
+    assert_eq!(
+        Money::from_micros(i64::MAX, Currency::EUR).checked_mul(2),
+        Err(MoneyError::AmountOverflow)
+    );
+}
+
+proptest! {
+    #[test]
+    fn rounding_moves_an_amount_by_at_most_half_a_minor_unit(
+        micros in -1_000_000_000_000_i64..1_000_000_000_000,
+        currency in currency(),
+    ) {
+        let money = Money::from_micros(micros, currency);
+
+        let rounded = money.round_to_minor_unit().unwrap();
+
+        let step = 10_i64.pow(u32::from(MONEY_DECIMALS - currency.minor_units()));
+        prop_assert!(rounded.fits_minor_unit());
+        prop_assert!((rounded.micros() - micros).abs() * 2 <= step);
+    }
+}
