@@ -167,6 +167,22 @@ where
         }
     }
 
+    /// The current state of one aggregate, replayed from its events, without deciding anything
+    /// (for a dry run such as a quote, which asks an aggregate's own rules what a command would
+    /// decide). A missing aggregate is its default state.
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>>
+    where
+        A: Clone,
+        A::Error: Send + Sync + 'static,
+    {
+        let mut context = self
+            .store
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(infra_of)?;
+        Ok(context.aggregate().clone())
+    }
+
     /// Every event of one aggregate, oldest first (for tools and tests; the API reads projections).
     pub async fn load_events(
         &self,
