@@ -24,10 +24,14 @@
 //!    these values it is valid.
 //! 4. [`pricing`]: the catalog's price types and [`pricing::quote`], the one function that prices an
 //!    order (for `POST /catalog/quote` and `POST /orders` alike).
-//! 5. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
+//! 5. [`discount`]: the `DiscountCode` aggregate: a code's terms, the one eligibility check
+//!    ([`discount::DiscountCode::check`]) shared by quotes and orders, and redemptions that hold a
+//!    place in its limits until released.
+//! 6. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
 //!    [`PlanId`], [`OrderId`], [`InvoiceId`], …).
 
 pub mod account;
+pub mod discount;
 pub mod ids;
 pub mod pricing;
 pub mod values;
