@@ -8,6 +8,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use sqlx::PgPool;
 use stratus_commands::account_messages::AccountMessages;
+use stratus_commands::discount_codes::DiscountCodes;
 use stratus_commands::outbox::{
     Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
     TransportConfigError, Transports,
@@ -21,6 +22,7 @@ use stratus_commands::wallets::{Gateways, Wallets};
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
+use stratus_projections::discount_codes::DiscountCodesProjection;
 use stratus_projections::ledger::LedgerProjection;
 use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
@@ -72,6 +74,7 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
         Arc::new(WalletsProjection),
         Arc::new(WalletOpener::new(wallets(settings, pool))),
         Arc::new(LedgerProjection),
+        Arc::new(DiscountCodesProjection),
     ]
 }
 
@@ -181,6 +184,7 @@ pub async fn start(
     let services = AccountServices {
         secrets: Arc::new(challenge_keys.clone()),
     };
+    let discount_codes = DiscountCodes::new(pool.clone(), settings.payments.currency);
     let state = web::Data::new(AppState {
         accounts: AggregateStore::new(pool.clone(), services),
         wallets: wallets(&settings, &pool),
@@ -191,6 +195,7 @@ pub async fn start(
         pool,
         feed,
         passwords,
+        discount_codes,
         settings,
     });
     let local_addr = listener.local_addr()?;

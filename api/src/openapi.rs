@@ -32,6 +32,8 @@ use crate::routes;
         routes::admin_wallets::confirm_payment, routes::admin_wallets::fail_payment,
         routes::admin_wallets::list_withdrawals, routes::admin_wallets::approve_withdrawal,
         routes::admin_wallets::reject_withdrawal, routes::admin_wallets::mark_paid_out,
+        routes::admin_discount_codes::create, routes::admin_discount_codes::update,
+        routes::admin_discount_codes::list, routes::admin_discount_codes::get_one,
         routes::audit::global_log, routes::audit::stream_events,
         routes::health::live, routes::health::ready,
     ),

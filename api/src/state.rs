@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use sqlx::PgPool;
+use stratus_commands::discount_codes::DiscountCodes;
 use stratus_commands::payments::webhook::WebhookVerifier;
 use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::wallets::{Gateways, Wallets};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub feed: Arc<Feed>,
     pub passwords: Passwords,
     pub settings: Arc<Settings>,
+    /// Discount codes: admin changes, and check, redeem and release for the orders flow.
+    pub discount_codes: DiscountCodes,
 }
 
 /// Whether the read models had caught up when a command answered.

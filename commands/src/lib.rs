@@ -4,7 +4,8 @@
 //! and is appended to the PostgreSQL event store by postgres-es ([`aggregate_store`]). Unique values
 //! across aggregates are claimed first ([`unique_claims`]); `Idempotency-Key`s of HTTP requests are
 //! claimed and their answers kept in [`idempotency_keys`]. One module per use case
-//! ([`register_account`], [`sessions`], [`phone_verification`], [`administration`]); the
+//! ([`register_account`], [`sessions`], [`phone_verification`], [`administration`],
+//! [`discount_codes`]); the
 //! secrets behind codes, links and TOTP are in [`secrets`]. Email and SMS leave through the
 //! [`outbox`]: reactors such as [`account_messages`] enqueue rendered messages in their
 //! transaction, a dispatcher sends them with retries. Ports to the outside world and their
@@ -18,6 +19,7 @@ pub mod account_messages;
 pub mod administration;
 pub mod aggregate_store;
 pub mod detached;
+pub mod discount_codes;
 pub mod idempotency_keys;
 pub mod metadata;
 pub mod outbox;

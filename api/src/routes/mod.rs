@@ -1,6 +1,7 @@
 //! One module per resource of the HTTP API (API.md).
 
 pub mod admin_accounts;
+pub mod admin_discount_codes;
 pub mod admin_wallets;
 pub mod audit;
 pub mod auth;
