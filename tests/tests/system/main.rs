@@ -8,6 +8,7 @@ mod authorization;
 mod bad_input;
 mod commands;
 mod disconnect;
+mod discount_codes;
 mod feed;
 mod idempotency;
 mod identity;
