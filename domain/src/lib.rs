@@ -24,11 +24,14 @@
 //!    these values it is valid.
 //! 4. [`pricing`]: the catalog's price types and [`pricing::quote`], the one function that prices an
 //!    order (for `POST /catalog/quote` and `POST /orders` alike).
-//! 5. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
+//! 5. [`invoice`]: the `Invoice` aggregate (draft → issued → paid, or void) and
+//!    [`invoice::InvoiceNumber`], the gapless per-year number (`2026-000042`).
+//! 6. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
 //!    [`PlanId`], [`OrderId`], [`InvoiceId`], …).
 
 pub mod account;
 pub mod ids;
+pub mod invoice;
 pub mod pricing;
 pub mod values;
 pub mod wallet;
