@@ -263,7 +263,8 @@ pub enum InvoiceCommand {
         account_id: AccountId,
         order_id: Option<OrderId>,
         customer: BillTo,
-        quote: Quote,
+        /// Boxed: a quote is far larger than the other commands.
+        quote: Box<Quote>,
         occurred_at: DateTime<Utc>,
     },
     /// Give the draft its number (allocated beforehand, see ADR 0012).
@@ -290,7 +291,8 @@ pub enum InvoiceEvent {
         account_id: AccountId,
         order_id: Option<OrderId>,
         bill_to: BillTo,
-        quote: Quote,
+        /// Boxed: a quote is far larger than the other events (serialised as the quote itself).
+        quote: Box<Quote>,
         drafted_at: DateTime<Utc>,
     },
     /// The invoice got its number.
@@ -453,7 +455,7 @@ impl Aggregate for Invoice {
                     account_id,
                     order_id,
                     bill_to,
-                    quote,
+                    quote: *quote,
                     status: InvoiceStatus::Draft,
                     number: None,
                     payment_reference: None,
@@ -525,7 +527,7 @@ impl Invoice {
                     && invoice.account_id == account_id
                     && invoice.order_id == order_id
                     && invoice.bill_to == customer
-                    && invoice.quote == quote;
+                    && invoice.quote == *quote;
                 if same {
                     Ok(None)
                 } else {

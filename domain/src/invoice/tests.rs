@@ -93,7 +93,7 @@ fn draft_with(quote: Quote) -> InvoiceCommand {
         account_id: account_id(),
         order_id: Some(order_id()),
         customer: bill_to(),
-        quote,
+        quote: Box::new(quote),
         occurred_at: now(),
     }
 }
@@ -108,7 +108,7 @@ fn drafted() -> InvoiceEvent {
         account_id: account_id(),
         order_id: Some(order_id()),
         bill_to: bill_to(),
-        quote: sample_quote(),
+        quote: Box::new(sample_quote()),
         drafted_at: now(),
     }
 }
@@ -277,12 +277,12 @@ fn amounts_finer_than_the_minor_unit_are_refused_but_unit_prices_may_be() {
             account_id: account_id(),
             order_id: Some(order_id()),
             bill_to: bill_to(),
-            quote: {
+            quote: Box::new({
                 let mut q = sample_quote();
                 q.lines[0].unit_price = eur("6.6499");
                 q.lines[0].quantity = 3;
                 q
-            },
+            }),
             drafted_at: now(),
         }]);
 }
@@ -598,7 +598,7 @@ fn an_invoice_number_needs_a_four_digit_year_and_a_sequence_from_one() {
 
 #[test]
 fn invoice_numbers_order_by_year_then_sequence() {
-    let mut numbers = vec![number(10), InvoiceNumber::new(2025, 99).unwrap(), number(2)];
+    let mut numbers = [number(10), InvoiceNumber::new(2025, 99).unwrap(), number(2)];
     numbers.sort();
 
     let shown: Vec<String> = numbers.iter().map(ToString::to_string).collect();
