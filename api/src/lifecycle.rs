@@ -8,6 +8,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use sqlx::PgPool;
 use stratus_commands::account_messages::AccountMessages;
+use stratus_commands::invoice_issuer::InvoiceIssuer;
+use stratus_commands::invoices::Invoices;
 use stratus_commands::outbox::{
     Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
     TransportConfigError, Transports,
@@ -21,6 +23,7 @@ use stratus_commands::wallets::{Gateways, Wallets};
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
+use stratus_projections::invoices::InvoicesProjection;
 use stratus_projections::ledger::LedgerProjection;
 use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
@@ -72,6 +75,8 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
         Arc::new(WalletsProjection),
         Arc::new(WalletOpener::new(wallets(settings, pool))),
         Arc::new(LedgerProjection),
+        Arc::new(InvoicesProjection),
+        Arc::new(InvoiceIssuer::new(Invoices::new(pool.clone()))),
     ]
 }
 
@@ -185,6 +190,7 @@ pub async fn start(
         accounts: AggregateStore::new(pool.clone(), services),
         wallets: wallets(&settings, &pool),
         gateways,
+        invoices: Invoices::new(pool.clone()),
         webhook_verifier,
         limiter: RateLimiter::per_minute(settings.auth_rate_limit_per_minute),
         keys: challenge_keys,
