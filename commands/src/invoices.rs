@@ -142,10 +142,7 @@ impl Invoices {
         match (state.status(), state.number()) {
             (None, _) => return Err(CommandError::Refused(InvoiceError::NotDrafted)),
             (Some(_), Some(number)) => {
-                let mut conn = self.pool.acquire().await.map_err(CommandError::infra)?;
-                let allocation = numbers::allocated(&mut conn, invoice_id)
-                    .await
-                    .map_err(numbering_error)?;
+                let allocation = self.allocated(invoice_id).await?;
                 return Ok(IssuedInvoice {
                     invoice_id,
                     number,
@@ -251,6 +248,15 @@ impl Invoices {
             Some(position) => Ok(position),
             None => self.latest_position(invoice_id).await,
         }
+    }
+
+    /// The number allocated to the invoice, on a connection given back before returning (a task
+    /// never holds two pooled connections at once: under load that would deadlock the pool).
+    async fn allocated(&self, invoice_id: InvoiceId) -> InvoiceResult<Option<numbers::Allocation>> {
+        let mut conn = self.pool.acquire().await.map_err(CommandError::infra)?;
+        numbers::allocated(&mut conn, invoice_id)
+            .await
+            .map_err(numbering_error)
     }
 
     /// The feed position of the newest event of the invoice.

@@ -12,6 +12,7 @@ mod feed;
 mod idempotency;
 mod identity;
 mod identity_messages;
+mod invoices;
 mod ledger;
 mod operations;
 mod outbox;
