@@ -167,7 +167,13 @@ fn header(pages: &mut Pages, invoice: &InvoiceView, seller: &Seller<'_>) {
     facts.push(("Period", invoice.billing_period.clone()));
     for (label, value) in facts {
         pages.text(FONT_TEXT, TEXT_SIZE, HEADER_RIGHT_X, label);
-        pages.text(FONT_TEXT, 8.0, HEADER_RIGHT_X + 55.0, &value);
+        // The number stands out; ids are long and printed smaller to fit the column.
+        let (font, size) = if label == "Number" {
+            (FONT_BOLD, TEXT_SIZE)
+        } else {
+            (FONT_TEXT, 8.0)
+        };
+        pages.text(font, size, HEADER_RIGHT_X + 55.0, &value);
         pages.down(LEADING);
     }
     pages.y = pages.y.min(left_bottom) - LEADING;
@@ -446,6 +452,101 @@ mod tests {
             minor(Money::from_decimal_str("1500", Currency::JPY).unwrap()),
             "1500 JPY"
         );
+    }
+
+    fn view(status: InvoiceStatus, number: Option<&str>) -> InvoiceView {
+        use stratus_domain::invoice::BillTo;
+        use stratus_domain::pricing::{Percent, QuoteLine};
+        use stratus_domain::{Country, Email, PersonName};
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T09:30:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        InvoiceView {
+            invoice_id: uuid::Uuid::nil(),
+            number: number.map(str::to_owned),
+            account_id: uuid::Uuid::nil(),
+            order_id: None,
+            status,
+            currency: Currency::EUR,
+            billing_period: "hourly".to_owned(),
+            lines: vec![QuoteLine {
+                description: "vCPU, first hour".to_owned(),
+                quantity: 2,
+                unit_price: eur("0.00274"),
+                amount: eur("0.01"),
+            }],
+            subtotal: eur("0.01"),
+            discount: eur("0"),
+            discount_code: None,
+            net: eur("0.01"),
+            tax_country: Some("DE".to_owned()),
+            tax_rate: Percent::parse("19").unwrap(),
+            tax: eur("0"),
+            total: eur("0.01"),
+            bill_to: BillTo {
+                name: PersonName::parse("Jürgen Müller").unwrap(),
+                email: Email::parse("jm@example.com").unwrap(),
+                country: Some(Country::parse("DE").unwrap()),
+            },
+            payment_reference: Some("order:abc".to_owned()),
+            void_reason: None,
+            created_at: at,
+            issued_at: number.map(|_| at),
+            paid_at: Some(at),
+            voided_at: None,
+            updated_at: at,
+            position: 1,
+        }
+    }
+
+    const SELLER: Seller<'static> = Seller {
+        name: "Example Hosting GmbH",
+        address: Some("Hauptstr. 1\n10115 Berlin"),
+        vat_id: Some("DE123456789"),
+    };
+
+    #[test]
+    fn a_draft_says_draft_in_the_document_and_its_file_name() {
+        let draft = view(InvoiceStatus::Draft, None);
+
+        let pdf = render(&draft, &SELLER);
+        let text = String::from_utf8_lossy(&pdf);
+
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert!(text.contains("(DRAFT)"));
+        assert!(text.contains("(Example Hosting GmbH)") && text.contains("(10115 Berlin)"));
+        assert!(text.contains("(VAT ID: DE123456789)"));
+        assert!(text.contains("(0.00274 EUR)"), "the exact unit price");
+        assert_eq!(
+            file_name(&draft),
+            "invoice-DRAFT-00000000-0000-0000-0000-000000000000.pdf"
+        );
+    }
+
+    #[test]
+    fn a_paid_invoice_shows_its_number_the_vat_and_the_payment() {
+        let paid = view(InvoiceStatus::Paid, Some("2026-000042"));
+
+        let pdf = render(&paid, &SELLER);
+        let text = String::from_utf8_lossy(&pdf);
+
+        assert!(text.contains("(2026-000042)"));
+        assert!(text.contains("(PAID)"));
+        assert!(text.contains("(Payment reference: order:abc)"));
+        assert!(text.contains("(VAT 19 % (DE))"));
+        assert!(text.contains("/Title (Invoice 2026-000042)"));
+        assert_eq!(file_name(&paid), "invoice-2026-000042.pdf");
+    }
+
+    #[test]
+    fn many_lines_flow_onto_further_pages() {
+        let mut long = view(InvoiceStatus::Issued, Some("2026-000043"));
+        long.lines = (0..120).map(|_| long.lines[0].clone()).collect();
+
+        let pdf = render(&long, &SELLER);
+        let text = String::from_utf8_lossy(&pdf);
+
+        assert!(text.contains("/Count 3"), "120 lines take three pages");
     }
 
     #[test]
