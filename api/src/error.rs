@@ -11,6 +11,7 @@ use serde::Serialize;
 use stratus_commands::CommandError;
 use stratus_domain::account::AccountError;
 use stratus_domain::discount::DiscountError;
+use stratus_domain::invoice::InvoiceError;
 use stratus_domain::wallet::WalletError;
 use stratus_domain::ValueError;
 use utoipa::ToSchema;
@@ -448,6 +449,43 @@ pub fn discount_admin_error(err: CommandError<DiscountError>) -> ApiError {
     }
 }
 
+impl Refusal for InvoiceError {
+    fn answer(&self) -> ApiError {
+        invoice_refusal(self)
+    }
+}
+
+/// The answer to a refused invoice command. A quote that cannot be invoiced is a 422 (the orders
+/// flow priced it wrongly); a state that forbids the change is a 409.
+pub fn invoice_refusal(err: &InvoiceError) -> ApiError {
+    use InvoiceError as E;
+    let status = match err {
+        E::NotDrafted => StatusCode::NOT_FOUND,
+        E::NoLines
+        | E::CurrencyMismatch
+        | E::NotInMinorUnits
+        | E::NegativeAmount
+        | E::LineAmountMismatch
+        | E::TotalsDoNotAddUp
+        | E::TaxDoesNotMatchRate => StatusCode::UNPROCESSABLE_ENTITY,
+        E::InvalidPaymentReference => {
+            return ApiError::validation(vec![FieldError::new(
+                "payment_reference",
+                err.code(),
+                err.to_string(),
+            )])
+        }
+        E::AlreadyDrafted
+        | E::AlreadyNumbered
+        | E::NumberYearMismatch
+        | E::NotIssued
+        | E::InvoiceVoid
+        | E::AlreadyPaid
+        | E::PaidInvoiceCannotBeVoided => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, err.code(), err.to_string())
+}
+
 /// Maps a command failure once: refused → the aggregate's table, conflict → 409, infrastructure → 500.
 pub fn command_error<E: std::error::Error + Refusal>(err: CommandError<E>) -> ApiError {
     match err {
@@ -539,6 +577,38 @@ mod tests {
             !broken.detail.contains("disk on fire"),
             "causes stay in the log"
         );
+    }
+
+    #[test]
+    fn every_invoice_refusal_has_its_status_and_the_domain_code() {
+        use InvoiceError as E;
+        let table = [
+            (E::NotDrafted, 404),
+            (E::AlreadyDrafted, 409),
+            (E::NoLines, 422),
+            (E::CurrencyMismatch, 422),
+            (E::NotInMinorUnits, 422),
+            (E::NegativeAmount, 422),
+            (E::LineAmountMismatch, 422),
+            (E::TotalsDoNotAddUp, 422),
+            (E::TaxDoesNotMatchRate, 422),
+            (E::AlreadyNumbered, 409),
+            (E::NumberYearMismatch, 409),
+            (E::NotIssued, 409),
+            (E::InvoiceVoid, 409),
+            (E::AlreadyPaid, 409),
+            (E::PaidInvoiceCannotBeVoided, 409),
+        ];
+        for (refusal, status) in table {
+            let err = invoice_refusal(&refusal);
+            assert_eq!((err.status.as_u16(), err.code), (status, refusal.code()));
+        }
+        let field = invoice_refusal(&E::InvalidPaymentReference);
+        assert_eq!(
+            (field.status.as_u16(), field.code),
+            (422, "validation_failed")
+        );
+        assert_eq!(field.errors[0].field, "payment_reference");
     }
 
     #[test]

@@ -9,6 +9,8 @@ use actix_web::web;
 use sqlx::PgPool;
 use stratus_commands::account_messages::AccountMessages;
 use stratus_commands::discount_codes::DiscountCodes;
+use stratus_commands::invoice_issuer::InvoiceIssuer;
+use stratus_commands::invoices::Invoices;
 use stratus_commands::outbox::{
     Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
     TransportConfigError, Transports,
@@ -23,6 +25,7 @@ use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
 use stratus_projections::discount_codes::DiscountCodesProjection;
+use stratus_projections::invoices::InvoicesProjection;
 use stratus_projections::ledger::LedgerProjection;
 use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
@@ -75,6 +78,8 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
         Arc::new(WalletOpener::new(wallets(settings, pool))),
         Arc::new(LedgerProjection),
         Arc::new(DiscountCodesProjection),
+        Arc::new(InvoicesProjection),
+        Arc::new(InvoiceIssuer::new(Invoices::new(pool.clone()))),
     ]
 }
 
@@ -189,6 +194,7 @@ pub async fn start(
         accounts: AggregateStore::new(pool.clone(), services),
         wallets: wallets(&settings, &pool),
         gateways,
+        invoices: Invoices::new(pool.clone()),
         webhook_verifier,
         limiter: RateLimiter::per_minute(settings.auth_rate_limit_per_minute),
         keys: challenge_keys,

@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub use stratus_commands::outbox::SmtpTls;
 pub use stratus_commands::secret::Secret;
 
+pub use crate::invoice_settings::InvoiceSettings;
+use crate::invoice_settings::InvoicingFileLayer;
 pub use crate::payment_settings::PaymentSettings;
 use crate::payment_settings::{PaymentsFileLayer, PendingAmounts};
 
@@ -85,6 +87,8 @@ pub struct Settings {
     /// `STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS`: how long a request may hold a key without
     /// finishing before a retry with the same key may take it over (its process has crashed).
     pub idempotency_lock_timeout_seconds: u32,
+    /// The seller printed on invoices (see [`InvoiceSettings`]).
+    pub invoicing: InvoiceSettings,
 }
 
 /// Default lifetime of an access token: short, because a stolen one cannot be recalled.
@@ -140,6 +144,7 @@ impl Default for Settings {
             payments: PaymentSettings::default(),
             idempotency_ttl_hours: DEFAULT_IDEMPOTENCY_TTL_HOURS,
             idempotency_lock_timeout_seconds: DEFAULT_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS,
+            invoicing: InvoiceSettings::default(),
         }
     }
 }
@@ -176,6 +181,7 @@ struct FileLayer {
     payments: Option<PaymentsFileLayer>,
     idempotency_ttl_hours: Option<u32>,
     idempotency_lock_timeout_seconds: Option<u32>,
+    invoicing: Option<InvoicingFileLayer>,
 }
 
 /// A setting that could not be read.
@@ -228,12 +234,17 @@ impl Settings {
             if let Some(payments) = layer.payments.take() {
                 s.payments.apply_file(payments, &mut amounts)?;
             }
+            if let Some(invoicing) = layer.invoicing.take() {
+                s.invoicing.apply_file(invoicing);
+            }
             s.apply_file(layer);
         }
         s.apply_env(env)?;
         let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
         s.payments.apply_env(&get, &mut amounts)?;
         s.payments.finish(amounts)?;
+        s.invoicing.apply_env(&get);
+        s.invoicing.check()?;
         s.check()?;
         Ok(s)
     }

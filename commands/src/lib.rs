@@ -10,7 +10,8 @@
 //! [`outbox`]: reactors such as [`account_messages`] enqueue rendered messages in their
 //! transaction, a dispatcher sends them with retries. Ports to the outside world and their
 //! adapters live beside them ([`payments`]: the payment gateway port, Stripe, bank transfers,
-//! webhook signatures).
+//! webhook signatures). Invoices are drafted, numbered without gaps and issued in [`invoices`];
+//! the [`invoice_issuer`] reactor issues any draft a crash left behind.
 //!
 //! This crate never reads read models to make a decision that the aggregate should make, and never
 //! talks HTTP. Start reading at [`aggregate_store::AggregateStore::execute`].
@@ -21,6 +22,8 @@ pub mod aggregate_store;
 pub mod detached;
 pub mod discount_codes;
 pub mod idempotency_keys;
+pub mod invoice_issuer;
+pub mod invoices;
 pub mod metadata;
 pub mod outbox;
 pub mod payments;

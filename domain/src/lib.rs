@@ -27,12 +27,15 @@
 //! 5. [`discount`]: the `DiscountCode` aggregate: a code's terms, the one eligibility check
 //!    ([`discount::DiscountCode::check`]) shared by quotes and orders, and redemptions that hold a
 //!    place in its limits until released.
-//! 6. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
+//! 6. [`invoice`]: the `Invoice` aggregate (draft → issued → paid, or void) and
+//!    [`invoice::InvoiceNumber`], the gapless per-year number (`2026-000042`).
+//! 7. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
 //!    [`PlanId`], [`OrderId`], [`InvoiceId`], …).
 
 pub mod account;
 pub mod discount;
 pub mod ids;
+pub mod invoice;
 pub mod pricing;
 pub mod values;
 pub mod wallet;

@@ -6,6 +6,7 @@ pub mod admin_wallets;
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod invoices;
 pub mod me;
 pub mod passwords;
 pub mod two_factor;

@@ -167,6 +167,27 @@ fn discount_code_routes(existing: &str) -> Vec<Route> {
     ]
 }
 
+fn invoice_routes(victim_invoice: &str) -> Vec<Route> {
+    use Allowed::{Own, Roles};
+    vec![
+        route(Method::GET, "/invoices", None, Own),
+        // Another account's invoice is answered like an unknown one, for every role.
+        route(
+            Method::GET,
+            format!("/invoices/{victim_invoice}"),
+            None,
+            Own,
+        ),
+        route(Method::GET, "/admin/invoices", None, Roles(BILLING_READERS)),
+        route(
+            Method::GET,
+            format!("/admin/invoices/{victim_invoice}"),
+            None,
+            Roles(BILLING_READERS),
+        ),
+    ]
+}
+
 fn routes(victim: &str, victim_session: &str) -> Vec<Route> {
     use Allowed::{Own, Roles};
     vec![
@@ -288,6 +309,11 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
         .as_str()
         .unwrap()
         .to_owned();
+    let victim_invoice = crate::invoices::issue_for(
+        &app.running.as_ref().unwrap().state.invoices,
+        stratus_domain::AccountId::from_uuid(victim.account_id.parse().unwrap()),
+    )
+    .await;
     let mut callers = vec![(Role::Customer, app.customer().await.access_token)];
     for role in [Role::Support, Role::Billing, Role::Admin, Role::Auditor] {
         callers.push((role, app.staff_token(vec![role]).await));
@@ -297,6 +323,7 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
     let mut all = routes(&victim.account_id, &victim_session);
     all.extend(wallet_routes(&victim.account_id, &victim_payment));
     all.extend(discount_code_routes(&existing_code));
+    all.extend(invoice_routes(&victim_invoice.invoice_id.to_string()));
     for route in all {
         let anonymous = app
             .call(route.method.clone(), &route.path, route.body.as_ref(), None)
@@ -335,6 +362,7 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
             }
             if route.path.starts_with("/me/sessions/")
                 || route.path.starts_with("/wallet/transactions/")
+                || route.path.starts_with("/invoices/")
             {
                 reply.assert_problem(404, "not_found");
             }

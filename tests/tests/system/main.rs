@@ -13,6 +13,7 @@ mod feed;
 mod idempotency;
 mod identity;
 mod identity_messages;
+mod invoices;
 mod ledger;
 mod operations;
 mod outbox;
