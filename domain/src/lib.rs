@@ -24,10 +24,13 @@
 //!    these values it is valid.
 //! 4. [`pricing`]: the catalog's price types and [`pricing::quote`], the one function that prices an
 //!    order (for `POST /catalog/quote` and `POST /orders` alike).
-//! 5. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
+//! 5. [`catalog`]: the `Datacenter`, `OsImage` and `Plan` aggregates (what can be ordered, where,
+//!    at which price) and their value types.
+//! 6. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
 //!    [`PlanId`], [`OrderId`], [`InvoiceId`], …).
 
 pub mod account;
+pub mod catalog;
 pub mod ids;
 pub mod pricing;
 pub mod values;
