@@ -8,6 +8,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use sqlx::PgPool;
 use stratus_commands::account_messages::AccountMessages;
+use stratus_commands::catalog::Catalog;
 use stratus_commands::outbox::{
     Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
     TransportConfigError, Transports,
@@ -21,6 +22,7 @@ use stratus_commands::wallets::{Gateways, Wallets};
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
+use stratus_projections::catalog::CatalogProjection;
 use stratus_projections::ledger::LedgerProjection;
 use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
@@ -72,6 +74,8 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
         Arc::new(WalletsProjection),
         Arc::new(WalletOpener::new(wallets(settings, pool))),
         Arc::new(LedgerProjection),
+        // Catalog
+        Arc::new(CatalogProjection),
     ]
 }
 
@@ -181,6 +185,7 @@ pub async fn start(
     let services = AccountServices {
         secrets: Arc::new(challenge_keys.clone()),
     };
+    let catalog = Catalog::new(pool.clone(), settings.payments.currency);
     let state = web::Data::new(AppState {
         accounts: AggregateStore::new(pool.clone(), services),
         wallets: wallets(&settings, &pool),
@@ -192,6 +197,7 @@ pub async fn start(
         feed,
         passwords,
         settings,
+        catalog,
     });
     let local_addr = listener.local_addr()?;
     let server = crate::http::server(state.clone(), tokens, listener, workers)?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use sqlx::PgPool;
+use stratus_commands::catalog::Catalog;
 use stratus_commands::payments::webhook::WebhookVerifier;
 use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::wallets::{Gateways, Wallets};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub feed: Arc<Feed>,
     pub passwords: Passwords,
     pub settings: Arc<Settings>,
+    /// The catalog's write side (datacenters, images, plans), priced in the settlement currency.
+    pub catalog: Catalog,
 }
 
 /// Whether the read models had caught up when a command answered.

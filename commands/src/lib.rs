@@ -9,7 +9,8 @@
 //! [`outbox`]: reactors such as [`account_messages`] enqueue rendered messages in their
 //! transaction, a dispatcher sends them with retries. Ports to the outside world and their
 //! adapters live beside them ([`payments`]: the payment gateway port, Stripe, bank transfers,
-//! webhook signatures).
+//! webhook signatures). [`catalog`] is the catalog's write side (code claims, prices in the
+//! settlement currency, plans only in datacenters that exist).
 //!
 //! This crate never reads read models to make a decision that the aggregate should make, and never
 //! talks HTTP. Start reading at [`aggregate_store::AggregateStore::execute`].
@@ -17,6 +18,7 @@
 pub mod account_messages;
 pub mod administration;
 pub mod aggregate_store;
+pub mod catalog;
 pub mod detached;
 pub mod idempotency_keys;
 pub mod metadata;

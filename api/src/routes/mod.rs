@@ -10,3 +10,6 @@ pub mod passwords;
 pub mod two_factor;
 pub mod verification;
 pub mod wallet;
+// Catalog
+pub mod admin_catalog;
+pub mod catalog;
