@@ -17,3 +17,5 @@ mod operations;
 mod outbox;
 mod payments;
 mod wallet;
+// Catalog
+mod catalog;
