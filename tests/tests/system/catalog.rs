@@ -1086,3 +1086,45 @@ async fn the_demo_catalog_stays_away_when_switched_off_or_when_a_catalog_exists(
     assert_eq!(catalog_events(&off).await, 0);
     assert_eq!(catalog_events(&own).await, 1);
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_catalog_route_and_the_idempotent_creations() {
+    let app = TestApp::spawn().await;
+
+    let doc = app.get("/openapi.json", None).await;
+
+    let routes = [
+        ("/api/v1/catalog/datacenters", "get"),
+        ("/api/v1/catalog/images", "get"),
+        ("/api/v1/catalog/plans", "get"),
+        ("/api/v1/catalog/plans/{plan_id}", "get"),
+        ("/api/v1/admin/datacenters", "post"),
+        ("/api/v1/admin/datacenters", "get"),
+        ("/api/v1/admin/datacenters/{datacenter_id}", "patch"),
+        ("/api/v1/admin/images", "post"),
+        ("/api/v1/admin/images", "get"),
+        ("/api/v1/admin/images/{image_id}", "patch"),
+        ("/api/v1/admin/plans", "post"),
+        ("/api/v1/admin/plans", "get"),
+        ("/api/v1/admin/plans/{plan_id}", "patch"),
+        ("/api/v1/admin/plans/{plan_id}/retire", "post"),
+        ("/api/v1/admin/plans/{plan_id}/reactivate", "post"),
+    ];
+    for (path, method) in routes {
+        assert!(
+            doc.body["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    for path in [
+        "/api/v1/admin/datacenters",
+        "/api/v1/admin/images",
+        "/api/v1/admin/plans",
+    ] {
+        let parameters = doc.body["paths"][path]["post"]["parameters"].clone();
+        let declared = parameters
+            .as_array()
+            .is_some_and(|list| list.iter().any(|p| p["name"] == "Idempotency-Key"));
+        assert!(declared, "{path}: {parameters}");
+    }
+}
