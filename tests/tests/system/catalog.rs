@@ -366,13 +366,13 @@ async fn a_retired_plan_leaves_the_lists_but_stays_readable_by_id_until_reactiva
     again.assert_problem(409, "plan_already_retired");
     assert_eq!(
         codes(&public_list.body, "plans", "plan_id"),
-        [other.clone()]
+        [other.as_str()]
     );
     assert_eq!(public_one.status, StatusCode::OK);
     assert_eq!(public_one.body["status"], "retired");
     assert_eq!(
         codes(&admin_retired.body, "plans", "plan_id"),
-        [plan.clone()]
+        [plan.as_str()]
     );
     assert_eq!(
         codes(&admin_all.body, "plans", "code"),
