@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use stratus_projections::ledger::{self, verify};
 use stratus_projections::{Feed, FeedPosition};
 
-use crate::bootstrap::{self, AdminOutcome};
+use crate::bootstrap::{self, AdminOutcome, DemoCatalogOutcome};
 use crate::database::{self, OpenDatabase};
 use crate::lifecycle;
 use crate::settings::{Secret, Settings};
@@ -248,6 +248,20 @@ async fn serve(settings: Settings, pool: sqlx::PgPool) -> Result<(), CliError> {
         AdminOutcome::Created { email, .. } => {
             tracing::info!(%email, "created the admin account from STRATUS_ADMIN_PASSWORD");
         }
+    }
+    // Catalog
+    match bootstrap::ensure_demo_catalog(&running.state).await? {
+        DemoCatalogOutcome::Seeded {
+            datacenters,
+            images,
+            plans,
+        } => tracing::info!(
+            datacenters,
+            images,
+            plans,
+            "seeded the demo catalog (STRATUS_DEMO_CATALOG=false turns this off)"
+        ),
+        DemoCatalogOutcome::AlreadyPresent | DemoCatalogOutcome::Disabled => {}
     }
     tracing::info!(address = %running.local_addr, "Stratus is serving; API docs at /docs/");
     tokio::select! {

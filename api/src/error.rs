@@ -14,6 +14,10 @@ use stratus_domain::discount::DiscountError;
 use stratus_domain::invoice::InvoiceError;
 use stratus_domain::wallet::WalletError;
 use stratus_domain::ValueError;
+// Catalog
+use stratus_commands::catalog::CatalogWriteError;
+use stratus_domain::catalog::{DatacenterError, OsImageError, PlanError};
+use stratus_domain::DatacenterId;
 use utoipa::ToSchema;
 
 /// The media type of every error body.
@@ -486,6 +490,89 @@ pub fn invoice_refusal(err: &InvoiceError) -> ApiError {
     ApiError::new(status, err.code(), err.to_string())
 }
 
+// --- Catalog ------------------------------------------------------------------------------------
+
+impl Refusal for DatacenterError {
+    fn answer(&self) -> ApiError {
+        use DatacenterError as E;
+        let status = match self {
+            E::AlreadyExists => StatusCode::CONFLICT,
+            E::NotFound => StatusCode::NOT_FOUND,
+            E::EmptyUpdate => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, self.code(), self.to_string())
+    }
+}
+
+impl Refusal for OsImageError {
+    fn answer(&self) -> ApiError {
+        use OsImageError as E;
+        let status = match self {
+            E::AlreadyExists => StatusCode::CONFLICT,
+            E::NotFound => StatusCode::NOT_FOUND,
+            E::EmptyUpdate => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, self.code(), self.to_string())
+    }
+}
+
+impl Refusal for PlanError {
+    fn answer(&self) -> ApiError {
+        use PlanError as E;
+        let status = match self {
+            E::AlreadyExists | E::AlreadyRetired | E::NotRetired => StatusCode::CONFLICT,
+            E::NotFound => StatusCode::NOT_FOUND,
+            E::EmptyUpdate => StatusCode::UNPROCESSABLE_ENTITY,
+            // A rule on the prices: a field error beside the period's input.
+            E::PeriodNotPriceable { period } => {
+                return ApiError::validation(vec![FieldError::new(
+                    format!("prices.{period}"),
+                    self.code(),
+                    self.to_string(),
+                )])
+            }
+        };
+        ApiError::new(status, self.code(), self.to_string())
+    }
+}
+
+/// The answer to a failed catalog change. `prices_field` names the input the prices came from
+/// (`prices`, `custom`); `datacenter_field` names the input of a datacenter a plan refers to
+/// (`datacenter_ids[2]`).
+pub fn catalog_write_error<E: std::error::Error + Refusal>(
+    err: CatalogWriteError<E>,
+    prices_field: &str,
+    datacenter_field: impl Fn(DatacenterId) -> String,
+) -> ApiError {
+    match err {
+        CatalogWriteError::CodeTaken => ApiError {
+            errors: vec![FieldError::new(
+                "code",
+                "code_taken",
+                "another one already has this code",
+            )],
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "code_taken",
+                "the code is already taken",
+            )
+        },
+        CatalogWriteError::NotSettlementCurrency { .. } => {
+            ApiError::validation(vec![FieldError::new(
+                prices_field,
+                "currency_mismatch",
+                err.to_string(),
+            )])
+        }
+        CatalogWriteError::UnknownDatacenter(id) => ApiError::validation(vec![FieldError::new(
+            datacenter_field(id),
+            "unknown_datacenter",
+            format!("no datacenter {id}"),
+        )]),
+        CatalogWriteError::Command(e) => command_error(e),
+    }
+}
+
 /// Maps a command failure once: refused → the aggregate's table, conflict → 409, infrastructure → 500.
 pub fn command_error<E: std::error::Error + Refusal>(err: CommandError<E>) -> ApiError {
     match err {
@@ -805,5 +892,90 @@ mod tests {
         assert_eq!(problem.code, "validation_failed");
         assert_eq!(problem.type_uri, "urn:stratus:problem:validation_failed");
         assert_eq!(problem.errors[0].field, "email");
+    }
+
+    #[test]
+    fn every_catalog_refusal_has_its_status_and_stable_code() {
+        use stratus_domain::pricing::BillingPeriod;
+        let table = [
+            (
+                DatacenterError::AlreadyExists.answer(),
+                (409, "datacenter_already_exists"),
+            ),
+            (
+                DatacenterError::NotFound.answer(),
+                (404, "datacenter_not_found"),
+            ),
+            (DatacenterError::EmptyUpdate.answer(), (422, "empty_update")),
+            (
+                OsImageError::AlreadyExists.answer(),
+                (409, "image_already_exists"),
+            ),
+            (OsImageError::NotFound.answer(), (404, "image_not_found")),
+            (OsImageError::EmptyUpdate.answer(), (422, "empty_update")),
+            (
+                PlanError::AlreadyExists.answer(),
+                (409, "plan_already_exists"),
+            ),
+            (PlanError::NotFound.answer(), (404, "plan_not_found")),
+            (PlanError::EmptyUpdate.answer(), (422, "empty_update")),
+            (
+                PlanError::AlreadyRetired.answer(),
+                (409, "plan_already_retired"),
+            ),
+            (PlanError::NotRetired.answer(), (409, "plan_not_retired")),
+        ];
+        for (err, expected) in table {
+            assert_eq!((err.status.as_u16(), err.code), expected, "{err}");
+        }
+        let period = PlanError::PeriodNotPriceable {
+            period: BillingPeriod::Quarterly,
+        }
+        .answer();
+        assert_eq!(
+            (period.status.as_u16(), period.code),
+            (422, "validation_failed")
+        );
+        assert_eq!(period.errors[0].field, "prices.quarterly");
+        assert_eq!(period.errors[0].code, "period_not_priceable");
+    }
+
+    #[test]
+    fn a_failed_catalog_change_names_the_field_it_is_about() {
+        let taken =
+            catalog_write_error(CatalogWriteError::<PlanError>::CodeTaken, "prices", |_| {
+                String::new()
+            });
+        assert_eq!((taken.status.as_u16(), taken.code), (409, "code_taken"));
+        assert_eq!(taken.errors[0].field, "code");
+
+        let currency = catalog_write_error(
+            CatalogWriteError::<DatacenterError>::NotSettlementCurrency {
+                expected: stratus_domain::Currency::EUR,
+                found: stratus_domain::Currency::USD,
+            },
+            "custom",
+            |_| String::new(),
+        );
+        assert_eq!(currency.errors[0].field, "custom");
+        assert_eq!(currency.errors[0].code, "currency_mismatch");
+
+        let id = DatacenterId::from_uuid(uuid::Uuid::nil());
+        let unknown = catalog_write_error(
+            CatalogWriteError::<PlanError>::UnknownDatacenter(id),
+            "prices",
+            |_| "datacenter_ids[3]".to_owned(),
+        );
+        assert_eq!(unknown.errors[0].field, "datacenter_ids[3]");
+        assert_eq!(unknown.errors[0].code, "unknown_datacenter");
+        let refused = catalog_write_error(
+            CatalogWriteError::Command(CommandError::Refused(PlanError::NotFound)),
+            "prices",
+            |_| String::new(),
+        );
+        assert_eq!(
+            (refused.status.as_u16(), refused.code),
+            (404, "plan_not_found")
+        );
     }
 }

@@ -177,6 +177,22 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(routes::invoices::admin_get_one)
         .service(routes::audit::global_log)
         .service(routes::audit::stream_events);
+    // Catalog
+    cfg.service(routes::catalog::datacenters)
+        .service(routes::catalog::images)
+        .service(routes::catalog::plans)
+        .service(routes::catalog::plan)
+        .service(routes::admin_catalog::create_datacenter)
+        .service(routes::admin_catalog::update_datacenter)
+        .service(routes::admin_catalog::list_datacenters)
+        .service(routes::admin_catalog::create_image)
+        .service(routes::admin_catalog::update_image)
+        .service(routes::admin_catalog::list_images)
+        .service(routes::admin_catalog::create_plan)
+        .service(routes::admin_catalog::update_plan)
+        .service(routes::admin_catalog::list_plans)
+        .service(routes::admin_catalog::retire_plan)
+        .service(routes::admin_catalog::reactivate_plan);
 }
 
 /// Builds the server on an already bound listener (port 0 in tests).

@@ -11,6 +11,7 @@ use stratus_commands::account_messages::AccountMessages;
 use stratus_commands::discount_codes::DiscountCodes;
 use stratus_commands::invoice_issuer::InvoiceIssuer;
 use stratus_commands::invoices::Invoices;
+use stratus_commands::catalog::Catalog;
 use stratus_commands::outbox::{
     Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
     TransportConfigError, Transports,
@@ -26,6 +27,7 @@ use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
 use stratus_projections::discount_codes::DiscountCodesProjection;
 use stratus_projections::invoices::InvoicesProjection;
+use stratus_projections::catalog::CatalogProjection;
 use stratus_projections::ledger::LedgerProjection;
 use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
@@ -80,6 +82,8 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
         Arc::new(DiscountCodesProjection),
         Arc::new(InvoicesProjection),
         Arc::new(InvoiceIssuer::new(Invoices::new(pool.clone()))),
+        // Catalog
+        Arc::new(CatalogProjection),
     ]
 }
 
@@ -190,6 +194,7 @@ pub async fn start(
         secrets: Arc::new(challenge_keys.clone()),
     };
     let discount_codes = DiscountCodes::new(pool.clone(), settings.payments.currency);
+    let catalog = Catalog::new(pool.clone(), settings.payments.currency);
     let state = web::Data::new(AppState {
         accounts: AggregateStore::new(pool.clone(), services),
         wallets: wallets(&settings, &pool),
@@ -203,6 +208,7 @@ pub async fn start(
         passwords,
         discount_codes,
         settings,
+        catalog,
     });
     let local_addr = listener.local_addr()?;
     let server = crate::http::server(state.clone(), tokens, listener, workers)?;

@@ -89,6 +89,9 @@ pub struct Settings {
     pub idempotency_lock_timeout_seconds: u32,
     /// The seller printed on invoices (see [`InvoiceSettings`]).
     pub invoicing: InvoiceSettings,
+    /// `STRATUS_DEMO_CATALOG`: on the first start (no datacenter yet), `serve` seeds a demo
+    /// catalog (two datacenters, four images, four plans) so that a fresh install can be tried.
+    pub demo_catalog: bool,
 }
 
 /// Default lifetime of an access token: short, because a stolen one cannot be recalled.
@@ -145,6 +148,7 @@ impl Default for Settings {
             idempotency_ttl_hours: DEFAULT_IDEMPOTENCY_TTL_HOURS,
             idempotency_lock_timeout_seconds: DEFAULT_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS,
             invoicing: InvoiceSettings::default(),
+            demo_catalog: true,
         }
     }
 }
@@ -182,6 +186,7 @@ struct FileLayer {
     idempotency_ttl_hours: Option<u32>,
     idempotency_lock_timeout_seconds: Option<u32>,
     invoicing: Option<InvoicingFileLayer>,
+    demo_catalog: Option<bool>,
 }
 
 /// A setting that could not be read.
@@ -331,6 +336,9 @@ impl Settings {
         if let Some(v) = f.idempotency_lock_timeout_seconds {
             self.idempotency_lock_timeout_seconds = v;
         }
+        if let Some(v) = f.demo_catalog {
+            self.demo_catalog = v;
+        }
     }
 
     fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), SettingsError> {
@@ -428,6 +436,9 @@ impl Settings {
         if let Some(v) = get("STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS") {
             self.idempotency_lock_timeout_seconds =
                 parse("STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", &v)?;
+        }
+        if let Some(v) = get("STRATUS_DEMO_CATALOG") {
+            self.demo_catalog = parse("STRATUS_DEMO_CATALOG", &v)?;
         }
         Ok(())
     }
@@ -771,5 +782,16 @@ mod tests {
             let err = Settings::from_sources(None, &env(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn the_demo_catalog_is_on_by_default_and_switched_off_by_setting() {
+        let s = Settings::from_sources(None, &HashMap::new()).unwrap();
+        assert!(s.demo_catalog);
+        let s = Settings::from_sources(None, &env(&[("STRATUS_DEMO_CATALOG", "false")])).unwrap();
+        assert!(!s.demo_catalog);
+        let err =
+            Settings::from_sources(None, &env(&[("STRATUS_DEMO_CATALOG", "maybe")])).unwrap_err();
+        assert!(err.to_string().contains("STRATUS_DEMO_CATALOG"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ use actix_web::web;
 use sqlx::PgPool;
 use stratus_commands::discount_codes::DiscountCodes;
 use stratus_commands::invoices::Invoices;
+use stratus_commands::catalog::Catalog;
 use stratus_commands::payments::webhook::WebhookVerifier;
 use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::wallets::{Gateways, Wallets};
@@ -49,6 +50,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Discount codes: admin changes, and check, redeem and release for the orders flow.
     pub discount_codes: DiscountCodes,
+    /// The catalog's write side (datacenters, images, plans), priced in the settlement currency.
+    pub catalog: Catalog,
 }
 
 /// Whether the read models had caught up when a command answered.

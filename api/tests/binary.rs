@@ -42,8 +42,13 @@ fn stratus(data_dir: &Path) -> Command {
     command
 }
 
+/// `stratus` serving on `port`, without the demo catalog (these tests count the log's events).
 fn start(data_dir: &Path, port: u16) -> Process {
-    let mut child = stratus(data_dir)
+    spawn(stratus(data_dir).env("STRATUS_DEMO_CATALOG", "false"), port)
+}
+
+fn spawn(command: &mut Command, port: u16) -> Process {
+    let mut child = command
         .env("STRATUS_PORT", port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -204,5 +209,121 @@ async fn with_no_configuration_the_binary_runs_a_private_cluster_and_stops_it_cl
         "the admin is created only once"
     );
     assert!(terminate(&mut second).success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// Catalog
+
+/// Waits until the process has logged `line` (its log level must show it).
+async fn wait_logged(process: &mut Process, line: &str) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while !process.stderr.lock().unwrap().contains(line) {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            panic!(
+                "stratus exited ({status}):\n{}",
+                process.stderr.lock().unwrap()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never logged {line:?}:\n{}",
+            process.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn get(client: &reqwest::Client, port: u16, path: &str) -> Value {
+    let response = client
+        .get(format!("http://127.0.0.1:{port}/api/v1{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "GET {path}");
+    response.json().await.unwrap()
+}
+
+/// The codes (or names) of a catalog list.
+fn listed(body: &Value, key: &str, field: &str) -> Vec<String> {
+    body[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Rebuilds the catalog projection with the binary and returns how many events it replayed.
+fn events_replayed(dir: &Path) -> String {
+    let rebuild = stratus(dir)
+        .args(["projections", "rebuild", "catalog"])
+        .output()
+        .unwrap();
+    assert!(
+        rebuild.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuild.stderr)
+    );
+    let said = String::from_utf8_lossy(&rebuild.stdout).into_owned();
+    said.split("rebuilt catalog: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" events").next())
+        .unwrap_or_else(|| panic!("unexpected output: {said}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn with_no_configuration_the_binary_seeds_the_demo_catalog_on_its_first_start_only() {
+    let dir = data_dir();
+    let client = reqwest::Client::new();
+    let serving = "Stratus is serving";
+
+    let port = free_port();
+    let mut first = spawn(stratus(&dir).env("STRATUS_LOG", "info"), port);
+    wait_ready(&client, port, &mut first).await;
+    wait_logged(&mut first, serving).await;
+    let seeded = first
+        .stderr
+        .lock()
+        .unwrap()
+        .contains("seeded the demo catalog");
+    let datacenters = get(&client, port, "/catalog/datacenters").await;
+    let images = get(&client, port, "/catalog/images").await;
+    let plans = get(&client, port, "/catalog/plans").await;
+    assert!(terminate(&mut first).success());
+    let after_first = events_replayed(&dir);
+
+    let port = free_port();
+    let mut second = spawn(stratus(&dir).env("STRATUS_LOG", "info"), port);
+    wait_ready(&client, port, &mut second).await;
+    wait_logged(&mut second, serving).await;
+    let seeded_again = second
+        .stderr
+        .lock()
+        .unwrap()
+        .contains("seeded the demo catalog");
+    let plans_again = get(&client, port, "/catalog/plans").await;
+    assert!(terminate(&mut second).success());
+    let after_second = events_replayed(&dir);
+
+    assert!(seeded, "{}", first.stderr.lock().unwrap());
+    assert_eq!(
+        listed(&datacenters, "datacenters", "code"),
+        ["ams1", "fra1"]
+    );
+    assert_eq!(
+        listed(&images, "images", "name"),
+        ["Debian", "Rocky Linux", "Ubuntu", "Windows Server"]
+    );
+    assert_eq!(
+        listed(&plans, "plans", "code"),
+        ["s-1", "s-2", "m-4", "m-8"]
+    );
+    assert!(!seeded_again, "the second start seeds nothing");
+    assert_eq!(plans_again, plans);
+    assert_eq!(
+        after_second, after_first,
+        "the second start appended nothing"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -10,7 +10,8 @@
 //! [`outbox`]: reactors such as [`account_messages`] enqueue rendered messages in their
 //! transaction, a dispatcher sends them with retries. Ports to the outside world and their
 //! adapters live beside them ([`payments`]: the payment gateway port, Stripe, bank transfers,
-//! webhook signatures). Invoices are drafted, numbered without gaps and issued in [`invoices`];
+//! webhook signatures). [`catalog`] is the catalog's write side (code claims, prices in the
+//! settlement currency, plans only in datacenters that exist). Invoices are drafted, numbered without gaps and issued in [`invoices`];
 //! the [`invoice_issuer`] reactor issues any draft a crash left behind.
 //!
 //! This crate never reads read models to make a decision that the aggregate should make, and never
@@ -19,6 +20,7 @@
 pub mod account_messages;
 pub mod administration;
 pub mod aggregate_store;
+pub mod catalog;
 pub mod detached;
 pub mod discount_codes;
 pub mod idempotency_keys;

@@ -24,15 +24,18 @@
 //!    these values it is valid.
 //! 4. [`pricing`]: the catalog's price types and [`pricing::quote`], the one function that prices an
 //!    order (for `POST /catalog/quote` and `POST /orders` alike).
-//! 5. [`discount`]: the `DiscountCode` aggregate: a code's terms, the one eligibility check
+//! 5. [`catalog`]: the `Datacenter`, `OsImage` and `Plan` aggregates (what can be ordered, where,
+//!    at which price) and their value types.
+//! 6. [`discount`]: the `DiscountCode` aggregate: a code's terms, the one eligibility check
 //!    ([`discount::DiscountCode::check`]) shared by quotes and orders, and redemptions that hold a
 //!    place in its limits until released.
-//! 6. [`invoice`]: the `Invoice` aggregate (draft → issued → paid, or void) and
+//! 7. [`invoice`]: the `Invoice` aggregate (draft → issued → paid, or void) and
 //!    [`invoice::InvoiceNumber`], the gapless per-year number (`2026-000042`).
-//! 7. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
+//! 8. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
 //!    [`PlanId`], [`OrderId`], [`InvoiceId`], …).
 
 pub mod account;
+pub mod catalog;
 pub mod discount;
 pub mod ids;
 pub mod invoice;

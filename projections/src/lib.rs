@@ -4,7 +4,8 @@
 //! an event from a transaction that commits late is never skipped, with the subscriber's checkpoint
 //! moved in the same transaction as its writes. Projectors ([`accounts`], [`ledger`], [`invoices`]) are
 //! subscribers that write read-model tables; the API reads those tables through the query functions
-//! next to each projector. [`ledger::verify`] checks the ledger and the wallets read model against a
+//! next to each projector ([`catalog`] also answers the order flow's lookups of plans, datacenters
+//! and images). [`ledger::verify`] checks the ledger and the wallets read model against a
 //! fresh replay of the log (`stratus audit verify`). [`discount_codes`] keeps codes, their terms
 //! and their redemptions for the admin routes.
 //!
@@ -13,6 +14,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod catalog;
 pub mod discount_codes;
 pub mod feed;
 pub mod invoices;

@@ -12,3 +12,6 @@ pub mod passwords;
 pub mod two_factor;
 pub mod verification;
 pub mod wallet;
+// Catalog
+pub mod admin_catalog;
+pub mod catalog;

@@ -188,6 +188,74 @@ fn invoice_routes(victim_invoice: &str) -> Vec<Route> {
     ]
 }
 
+// Catalog
+const CATALOG_READERS: &[Role] = &[Role::Admin, Role::Support, Role::Billing, Role::Auditor];
+
+fn catalog_routes() -> Vec<Route> {
+    use Allowed::Roles;
+    let unknown = uuid::Uuid::now_v7();
+    let eur = |amount: &str| json!({"amount": amount, "currency": "EUR"});
+    let plan = json!({
+        "code": "matrix-1", "name": "Matrix",
+        "resources": {"vcpus": 1, "memory_mib": 1024, "disk_gib": 10, "ipv4": 1, "traffic_gib": 0},
+        "prices": {"hourly": eur("0.01"), "monthly": eur("5.00")},
+        "datacenter_ids": [unknown],
+    });
+    vec![
+        route(
+            Method::POST,
+            "/admin/datacenters",
+            Some(json!({"code": "matrix1", "name": "Matrix", "country": "DE"})),
+            Roles(ADMIN),
+        ),
+        route(
+            Method::PATCH,
+            format!("/admin/datacenters/{unknown}"),
+            Some(json!({"available": false})),
+            Roles(ADMIN),
+        ),
+        route(
+            Method::GET,
+            "/admin/datacenters",
+            None,
+            Roles(CATALOG_READERS),
+        ),
+        route(
+            Method::POST,
+            "/admin/images",
+            Some(json!({"name": "Debian", "version": "12", "family": "linux", "min_disk_gib": 10})),
+            Roles(ADMIN),
+        ),
+        route(
+            Method::PATCH,
+            format!("/admin/images/{unknown}"),
+            Some(json!({"available": false})),
+            Roles(ADMIN),
+        ),
+        route(Method::GET, "/admin/images", None, Roles(CATALOG_READERS)),
+        route(Method::POST, "/admin/plans", Some(plan), Roles(ADMIN)),
+        route(
+            Method::PATCH,
+            format!("/admin/plans/{unknown}"),
+            Some(json!({"name": "Matrix"})),
+            Roles(ADMIN),
+        ),
+        route(Method::GET, "/admin/plans", None, Roles(CATALOG_READERS)),
+        route(
+            Method::POST,
+            format!("/admin/plans/{unknown}/retire"),
+            Some(json!({})),
+            Roles(ADMIN),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/plans/{unknown}/reactivate"),
+            Some(json!({})),
+            Roles(ADMIN),
+        ),
+    ]
+}
+
 fn routes(victim: &str, victim_session: &str) -> Vec<Route> {
     use Allowed::{Own, Roles};
     vec![
@@ -324,6 +392,7 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
     all.extend(wallet_routes(&victim.account_id, &victim_payment));
     all.extend(discount_code_routes(&existing_code));
     all.extend(invoice_routes(&victim_invoice.invoice_id.to_string()));
+    all.extend(catalog_routes());
     for route in all {
         let anonymous = app
             .call(route.method.clone(), &route.path, route.body.as_ref(), None)
@@ -369,7 +438,7 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, (18 + 18 + 4) * 5);
+    assert_eq!(checked, (18 + 18 + 4 + 4 + 11) * 5);
     let victim_me = app.get("/me", Some(&victim.access_token)).await;
     assert_ne!(
         victim_me.body["name"], "Renamed Person",

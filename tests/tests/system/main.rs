@@ -19,3 +19,5 @@ mod operations;
 mod outbox;
 mod payments;
 mod wallet;
+// Catalog
+mod catalog;
