@@ -17,6 +17,7 @@ pub mod http;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod openapi;
+pub mod order_settings;
 pub mod payment_settings;
 pub mod rate_limit;
 pub mod registration;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 pub use stratus_commands::outbox::SmtpTls;
 pub use stratus_commands::secret::Secret;
 
+use crate::order_settings::{OrderSettings, OrdersFileLayer};
 pub use crate::payment_settings::PaymentSettings;
 use crate::payment_settings::{PaymentsFileLayer, PendingAmounts};
 
@@ -79,6 +80,8 @@ pub struct Settings {
     pub sms_from: Option<String>,
     /// The settlement currency, top-up bounds and payment gateways (see [`PaymentSettings`]).
     pub payments: PaymentSettings,
+    /// The payment window of orders, the expiry sweep and VAT (see [`OrderSettings`]).
+    pub orders: OrderSettings,
     /// `STRATUS_IDEMPOTENCY_TTL_HOURS`: how long an `Idempotency-Key` and the answer it got are
     /// kept; a retry after that runs again.
     pub idempotency_ttl_hours: u32,
@@ -138,6 +141,7 @@ impl Default for Settings {
             sms_token: None,
             sms_from: None,
             payments: PaymentSettings::default(),
+            orders: OrderSettings::default(),
             idempotency_ttl_hours: DEFAULT_IDEMPOTENCY_TTL_HOURS,
             idempotency_lock_timeout_seconds: DEFAULT_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS,
         }
@@ -174,6 +178,7 @@ struct FileLayer {
     sms_token: Option<Secret>,
     sms_from: Option<String>,
     payments: Option<PaymentsFileLayer>,
+    orders: Option<OrdersFileLayer>,
     idempotency_ttl_hours: Option<u32>,
     idempotency_lock_timeout_seconds: Option<u32>,
 }
@@ -228,12 +233,17 @@ impl Settings {
             if let Some(payments) = layer.payments.take() {
                 s.payments.apply_file(payments, &mut amounts)?;
             }
+            if let Some(orders) = layer.orders.take() {
+                s.orders.apply_file(orders)?;
+            }
             s.apply_file(layer);
         }
         s.apply_env(env)?;
         let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
         s.payments.apply_env(&get, &mut amounts)?;
         s.payments.finish(amounts)?;
+        s.orders.apply_env(&get)?;
+        s.orders.check()?;
         s.check()?;
         Ok(s)
     }

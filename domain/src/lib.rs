@@ -29,6 +29,7 @@
 
 pub mod account;
 pub mod ids;
+pub mod order;
 pub mod pricing;
 pub mod values;
 pub mod wallet;

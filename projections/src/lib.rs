@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod audit;
 pub mod feed;
 pub mod ledger;
+pub mod orders;
 pub mod position;
 pub mod stored_event;
 pub mod wallets;
