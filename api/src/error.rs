@@ -10,6 +10,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use stratus_commands::CommandError;
 use stratus_domain::account::AccountError;
+use stratus_domain::discount::DiscountError;
+use stratus_domain::invoice::InvoiceError;
 use stratus_domain::wallet::WalletError;
 use stratus_domain::ValueError;
 use utoipa::ToSchema;
@@ -385,6 +387,105 @@ pub fn wallet_refusal(err: &WalletError) -> ApiError {
     ApiError::new(status, code, err.to_string())
 }
 
+impl Refusal for DiscountError {
+    fn answer(&self) -> ApiError {
+        discount_refusal(self)
+    }
+}
+
+/// The answer to a refused discount code command or check. Terms staff entered that break a rule
+/// are field errors on their field. A customer's use of a code that breaks a rule (a quote, an
+/// order) is 422 with the rule's own code (`discount_code_expired`, …) and a field error on
+/// `discount_code`, an unknown code included; the admin routes answer an unknown code with 404
+/// through [`discount_admin_error`].
+pub fn discount_refusal(err: &DiscountError) -> ApiError {
+    use DiscountError as E;
+    let field = |field: &str| {
+        ApiError::validation(vec![FieldError::new(field, err.code(), err.to_string())])
+    };
+    match err {
+        E::InvalidCode => field("code"),
+        E::InvalidPercentOff => field("percent_off"),
+        E::InvalidAmountOff => field("amount_off"),
+        E::CurrencyMismatch { .. } => field("amount_off.currency"),
+        E::InvalidValidity => field("valid_until"),
+        E::InvalidMaxRedemptions | E::MaxRedemptionsBelowRedeemed => field("max_redemptions"),
+        E::InvalidMaxPerAccount | E::MaxPerAccountBelowRedeemed => field("max_per_account"),
+        E::TooManyPlans => field("plan_ids"),
+        E::CodeTaken => ApiError::new(StatusCode::CONFLICT, "code_taken", err.to_string()),
+        E::NotFound
+        | E::Inactive
+        | E::NotYetValid
+        | E::Expired
+        | E::Exhausted
+        | E::AccountLimit
+        | E::NotForPlan
+        | E::NotForPeriod
+        | E::FirstOrderOnly => ApiError {
+            errors: vec![FieldError::new(
+                "discount_code",
+                err.code(),
+                err.to_string(),
+            )],
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                err.code(),
+                err.to_string(),
+            )
+        },
+    }
+}
+
+/// A discount code command from the admin routes, which name the code in the path: an unknown
+/// code is a 404 there, everything else goes through [`command_error`].
+pub fn discount_admin_error(err: CommandError<DiscountError>) -> ApiError {
+    match err {
+        CommandError::Refused(DiscountError::NotFound) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "discount_code_not_found",
+            "the discount code was not found",
+        ),
+        other => command_error(other),
+    }
+}
+
+impl Refusal for InvoiceError {
+    fn answer(&self) -> ApiError {
+        invoice_refusal(self)
+    }
+}
+
+/// The answer to a refused invoice command. A quote that cannot be invoiced is a 422 (the orders
+/// flow priced it wrongly); a state that forbids the change is a 409.
+pub fn invoice_refusal(err: &InvoiceError) -> ApiError {
+    use InvoiceError as E;
+    let status = match err {
+        E::NotDrafted => StatusCode::NOT_FOUND,
+        E::NoLines
+        | E::CurrencyMismatch
+        | E::NotInMinorUnits
+        | E::NegativeAmount
+        | E::LineAmountMismatch
+        | E::TotalsDoNotAddUp
+        | E::TaxDoesNotMatchRate => StatusCode::UNPROCESSABLE_ENTITY,
+        E::InvalidPaymentReference => {
+            return ApiError::validation(vec![FieldError::new(
+                "payment_reference",
+                err.code(),
+                err.to_string(),
+            )])
+        }
+        E::AlreadyDrafted
+        | E::AlreadyNumbered
+        | E::NumberYearMismatch
+        | E::NotIssued
+        | E::InvoiceVoid
+        | E::AlreadyPaid
+        | E::PaidInvoiceCannotBeVoided => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, err.code(), err.to_string())
+}
+
 /// Maps a command failure once: refused → the aggregate's table, conflict → 409, infrastructure → 500.
 pub fn command_error<E: std::error::Error + Refusal>(err: CommandError<E>) -> ApiError {
     match err {
@@ -479,6 +580,38 @@ mod tests {
     }
 
     #[test]
+    fn every_invoice_refusal_has_its_status_and_the_domain_code() {
+        use InvoiceError as E;
+        let table = [
+            (E::NotDrafted, 404),
+            (E::AlreadyDrafted, 409),
+            (E::NoLines, 422),
+            (E::CurrencyMismatch, 422),
+            (E::NotInMinorUnits, 422),
+            (E::NegativeAmount, 422),
+            (E::LineAmountMismatch, 422),
+            (E::TotalsDoNotAddUp, 422),
+            (E::TaxDoesNotMatchRate, 422),
+            (E::AlreadyNumbered, 409),
+            (E::NumberYearMismatch, 409),
+            (E::NotIssued, 409),
+            (E::InvoiceVoid, 409),
+            (E::AlreadyPaid, 409),
+            (E::PaidInvoiceCannotBeVoided, 409),
+        ];
+        for (refusal, status) in table {
+            let err = invoice_refusal(&refusal);
+            assert_eq!((err.status.as_u16(), err.code), (status, refusal.code()));
+        }
+        let field = invoice_refusal(&E::InvalidPaymentReference);
+        assert_eq!(
+            (field.status.as_u16(), field.code),
+            (422, "validation_failed")
+        );
+        assert_eq!(field.errors[0].field, "payment_reference");
+    }
+
+    #[test]
     fn a_taken_email_is_a_409_whichever_door_the_registration_came_through() {
         let err = ApiError::from(RegistrationFailed::EmailTaken);
         assert_eq!(answer(err), (409, "email_taken", false));
@@ -527,6 +660,142 @@ mod tests {
             !broken.detail.contains("disk on fire"),
             "causes stay in the log"
         );
+    }
+
+    #[test]
+    fn every_discount_refusal_has_its_status_code_and_field() {
+        use DiscountError as E;
+        let table = [
+            (E::InvalidCode, 422, "validation_failed", Some("code")),
+            (
+                E::InvalidPercentOff,
+                422,
+                "validation_failed",
+                Some("percent_off"),
+            ),
+            (
+                E::InvalidAmountOff,
+                422,
+                "validation_failed",
+                Some("amount_off"),
+            ),
+            (
+                E::CurrencyMismatch {
+                    expected: stratus_domain::Currency::EUR,
+                    found: stratus_domain::Currency::USD,
+                },
+                422,
+                "validation_failed",
+                Some("amount_off.currency"),
+            ),
+            (
+                E::InvalidValidity,
+                422,
+                "validation_failed",
+                Some("valid_until"),
+            ),
+            (
+                E::InvalidMaxRedemptions,
+                422,
+                "validation_failed",
+                Some("max_redemptions"),
+            ),
+            (
+                E::MaxRedemptionsBelowRedeemed,
+                422,
+                "validation_failed",
+                Some("max_redemptions"),
+            ),
+            (
+                E::InvalidMaxPerAccount,
+                422,
+                "validation_failed",
+                Some("max_per_account"),
+            ),
+            (
+                E::MaxPerAccountBelowRedeemed,
+                422,
+                "validation_failed",
+                Some("max_per_account"),
+            ),
+            (E::TooManyPlans, 422, "validation_failed", Some("plan_ids")),
+            (E::CodeTaken, 409, "code_taken", None),
+            (
+                E::NotFound,
+                422,
+                "discount_code_not_found",
+                Some("discount_code"),
+            ),
+            (
+                E::Inactive,
+                422,
+                "discount_code_inactive",
+                Some("discount_code"),
+            ),
+            (
+                E::NotYetValid,
+                422,
+                "discount_code_not_yet_valid",
+                Some("discount_code"),
+            ),
+            (
+                E::Expired,
+                422,
+                "discount_code_expired",
+                Some("discount_code"),
+            ),
+            (
+                E::Exhausted,
+                422,
+                "discount_code_exhausted",
+                Some("discount_code"),
+            ),
+            (
+                E::AccountLimit,
+                422,
+                "discount_code_account_limit",
+                Some("discount_code"),
+            ),
+            (
+                E::NotForPlan,
+                422,
+                "discount_code_not_for_plan",
+                Some("discount_code"),
+            ),
+            (
+                E::NotForPeriod,
+                422,
+                "discount_code_not_for_period",
+                Some("discount_code"),
+            ),
+            (
+                E::FirstOrderOnly,
+                422,
+                "discount_code_first_order_only",
+                Some("discount_code"),
+            ),
+        ];
+        for (refusal, status, code, field) in table {
+            let err = discount_refusal(&refusal);
+            assert_eq!(
+                (err.status.as_u16(), err.code),
+                (status, code),
+                "{refusal:?}"
+            );
+            let fields: Vec<(&str, &str)> = err
+                .errors
+                .iter()
+                .map(|e| (e.field.as_str(), e.code.as_str()))
+                .collect();
+            match field {
+                Some(field) => assert_eq!(fields, vec![(field, refusal.code())], "{refusal:?}"),
+                None => assert!(fields.is_empty(), "{refusal:?}"),
+            }
+        }
+        let unknown = discount_admin_error(CommandError::Refused(E::NotFound));
+        assert_eq!(answer(unknown), (404, "discount_code_not_found", false));
+        let taken = discount_admin_error(CommandError::Refused(E::CodeTaken));
+        assert_eq!(answer(taken), (409, "code_taken", false));
     }
 
     #[test]

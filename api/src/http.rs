@@ -167,6 +167,14 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(routes::admin_wallets::approve_withdrawal)
         .service(routes::admin_wallets::reject_withdrawal)
         .service(routes::admin_wallets::mark_paid_out)
+        .service(routes::admin_discount_codes::create)
+        .service(routes::admin_discount_codes::update)
+        .service(routes::admin_discount_codes::list)
+        .service(routes::admin_discount_codes::get_one)
+        .service(routes::invoices::list)
+        .service(routes::invoices::get_one)
+        .service(routes::invoices::admin_list)
+        .service(routes::invoices::admin_get_one)
         .service(routes::audit::global_log)
         .service(routes::audit::stream_events);
 }

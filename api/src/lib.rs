@@ -15,6 +15,8 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod idempotency;
+pub mod invoice_pdf;
+pub mod invoice_settings;
 pub mod lifecycle;
 pub mod openapi;
 pub mod order_settings;

@@ -8,6 +8,9 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use sqlx::PgPool;
 use stratus_commands::account_messages::AccountMessages;
+use stratus_commands::discount_codes::DiscountCodes;
+use stratus_commands::invoice_issuer::InvoiceIssuer;
+use stratus_commands::invoices::Invoices;
 use stratus_commands::outbox::{
     Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
     TransportConfigError, Transports,
@@ -21,6 +24,8 @@ use stratus_commands::wallets::{Gateways, Wallets};
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
+use stratus_projections::discount_codes::DiscountCodesProjection;
+use stratus_projections::invoices::InvoicesProjection;
 use stratus_projections::ledger::LedgerProjection;
 use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
@@ -72,6 +77,9 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
         Arc::new(WalletsProjection),
         Arc::new(WalletOpener::new(wallets(settings, pool))),
         Arc::new(LedgerProjection),
+        Arc::new(DiscountCodesProjection),
+        Arc::new(InvoicesProjection),
+        Arc::new(InvoiceIssuer::new(Invoices::new(pool.clone()))),
     ]
 }
 
@@ -181,16 +189,19 @@ pub async fn start(
     let services = AccountServices {
         secrets: Arc::new(challenge_keys.clone()),
     };
+    let discount_codes = DiscountCodes::new(pool.clone(), settings.payments.currency);
     let state = web::Data::new(AppState {
         accounts: AggregateStore::new(pool.clone(), services),
         wallets: wallets(&settings, &pool),
         gateways,
+        invoices: Invoices::new(pool.clone()),
         webhook_verifier,
         limiter: RateLimiter::per_minute(settings.auth_rate_limit_per_minute),
         keys: challenge_keys,
         pool,
         feed,
         passwords,
+        discount_codes,
         settings,
     });
     let local_addr = listener.local_addr()?;

@@ -12,6 +12,8 @@ pub use stratus_commands::outbox::SmtpTls;
 pub use stratus_commands::secret::Secret;
 
 use crate::order_settings::{OrderSettings, OrdersFileLayer};
+pub use crate::invoice_settings::InvoiceSettings;
+use crate::invoice_settings::InvoicingFileLayer;
 pub use crate::payment_settings::PaymentSettings;
 use crate::payment_settings::{PaymentsFileLayer, PendingAmounts};
 
@@ -88,6 +90,8 @@ pub struct Settings {
     /// `STRATUS_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS`: how long a request may hold a key without
     /// finishing before a retry with the same key may take it over (its process has crashed).
     pub idempotency_lock_timeout_seconds: u32,
+    /// The seller printed on invoices (see [`InvoiceSettings`]).
+    pub invoicing: InvoiceSettings,
 }
 
 /// Default lifetime of an access token: short, because a stolen one cannot be recalled.
@@ -144,6 +148,7 @@ impl Default for Settings {
             orders: OrderSettings::default(),
             idempotency_ttl_hours: DEFAULT_IDEMPOTENCY_TTL_HOURS,
             idempotency_lock_timeout_seconds: DEFAULT_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS,
+            invoicing: InvoiceSettings::default(),
         }
     }
 }
@@ -181,6 +186,7 @@ struct FileLayer {
     orders: Option<OrdersFileLayer>,
     idempotency_ttl_hours: Option<u32>,
     idempotency_lock_timeout_seconds: Option<u32>,
+    invoicing: Option<InvoicingFileLayer>,
 }
 
 /// A setting that could not be read.
@@ -236,6 +242,9 @@ impl Settings {
             if let Some(orders) = layer.orders.take() {
                 s.orders.apply_file(orders)?;
             }
+            if let Some(invoicing) = layer.invoicing.take() {
+                s.invoicing.apply_file(invoicing);
+            }
             s.apply_file(layer);
         }
         s.apply_env(env)?;
@@ -244,6 +253,8 @@ impl Settings {
         s.payments.finish(amounts)?;
         s.orders.apply_env(&get)?;
         s.orders.check()?;
+        s.invoicing.apply_env(&get);
+        s.invoicing.check()?;
         s.check()?;
         Ok(s)
     }

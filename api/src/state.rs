@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use sqlx::PgPool;
+use stratus_commands::discount_codes::DiscountCodes;
+use stratus_commands::invoices::Invoices;
 use stratus_commands::payments::webhook::WebhookVerifier;
 use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::wallets::{Gateways, Wallets};
@@ -34,6 +36,8 @@ pub struct AppState {
     pub wallets: Wallets,
     /// The payment gateways this deployment offers.
     pub gateways: Gateways,
+    /// Invoices: drafted, numbered without gaps, issued, paid, voided.
+    pub invoices: Invoices,
     /// Checks Stripe's webhook signatures; `None` when Stripe is not configured.
     pub webhook_verifier: Option<WebhookVerifier>,
     /// Derives codes, links and TOTP secrets (never printed).
@@ -43,6 +47,8 @@ pub struct AppState {
     pub feed: Arc<Feed>,
     pub passwords: Passwords,
     pub settings: Arc<Settings>,
+    /// Discount codes: admin changes, and check, redeem and release for the orders flow.
+    pub discount_codes: DiscountCodes,
 }
 
 /// Whether the read models had caught up when a command answered.

@@ -4,12 +4,14 @@
 //! and is appended to the PostgreSQL event store by postgres-es ([`aggregate_store`]). Unique values
 //! across aggregates are claimed first ([`unique_claims`]); `Idempotency-Key`s of HTTP requests are
 //! claimed and their answers kept in [`idempotency_keys`]. One module per use case
-//! ([`register_account`], [`sessions`], [`phone_verification`], [`administration`]); the
+//! ([`register_account`], [`sessions`], [`phone_verification`], [`administration`],
+//! [`discount_codes`]); the
 //! secrets behind codes, links and TOTP are in [`secrets`]. Email and SMS leave through the
 //! [`outbox`]: reactors such as [`account_messages`] enqueue rendered messages in their
 //! transaction, a dispatcher sends them with retries. Ports to the outside world and their
 //! adapters live beside them ([`payments`]: the payment gateway port, Stripe, bank transfers,
-//! webhook signatures).
+//! webhook signatures). Invoices are drafted, numbered without gaps and issued in [`invoices`];
+//! the [`invoice_issuer`] reactor issues any draft a crash left behind.
 //!
 //! This crate never reads read models to make a decision that the aggregate should make, and never
 //! talks HTTP. Start reading at [`aggregate_store::AggregateStore::execute`].
@@ -18,7 +20,10 @@ pub mod account_messages;
 pub mod administration;
 pub mod aggregate_store;
 pub mod detached;
+pub mod discount_codes;
 pub mod idempotency_keys;
+pub mod invoice_issuer;
+pub mod invoices;
 pub mod metadata;
 pub mod outbox;
 pub mod payments;

@@ -11,7 +11,7 @@
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use stratus_domain::order::{Order, OrderEvent};
-use stratus_domain::OrderId;
+use stratus_domain::{OrderId, Reason};
 use stratus_projections::feed::{Subscriber, SubscriberError};
 use stratus_projections::stored_event::StoredEvent;
 use uuid::Uuid;
@@ -91,8 +91,9 @@ impl OrderSettlement {
                     OrderEvent::OrderExpired { .. } => "the order expired unpaid",
                     _ => "the order was cancelled",
                 };
+                let reason = Reason::parse(reason).map_err(|e| failed(&e))?;
                 self.invoices
-                    .void(invoice_id, reason.to_owned(), &metadata("invoice_void"))
+                    .void(invoice_id, reason, &metadata("invoice_void"))
                     .await
                     .map_or_else(refusal_is_logged, |_| Ok(()))?;
                 if let Some(discount) = order.discount() {

@@ -30,7 +30,7 @@ use stratus_domain::pricing::{
 use stratus_domain::wallet::{DebitReason, RefundReason, WalletError};
 use stratus_domain::{
     AccountId, Country, Currency, DatacenterId, ImageId, InvoiceId, LedgerReference, OrderId,
-    PlanId,
+    PlanId, Reason,
 };
 use stratus_projections::catalog;
 use stratus_projections::FeedPosition;
@@ -495,10 +495,9 @@ impl Orders {
             Err(error) => {
                 self.release_discount(&priced.discount, order_id, metadata)
                     .await;
-                if let Err(void_error) = self
-                    .invoices
-                    .void(invoice_id, "the order could not be placed".into(), metadata)
-                    .await
+                let reason = Reason::parse("the order could not be placed")
+                    .map_err(OrderingError::infra)?;
+                if let Err(void_error) = self.invoices.void(invoice_id, reason, metadata).await
                 {
                     tracing::warn!(%invoice_id, error = %void_error, "voiding the invoice of an order that failed");
                 }

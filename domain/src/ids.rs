@@ -114,7 +114,7 @@ uuid_id!(
 );
 
 uuid_id!(
-    /// Identifies one discount code aggregate (the code text itself is claimed unique).
+    /// Identifies one discount code aggregate: a UUIDv5 of the code text (`discount::id_of`).
     DiscountCodeId,
     "discount_code"
 );

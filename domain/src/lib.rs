@@ -24,11 +24,20 @@
 //!    these values it is valid.
 //! 4. [`pricing`]: the catalog's price types and [`pricing::quote`], the one function that prices an
 //!    order (for `POST /catalog/quote` and `POST /orders` alike).
-//! 5. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
+//! 5. [`discount`]: the `DiscountCode` aggregate: a code's terms, the one eligibility check
+//!    ([`discount::DiscountCode::check`]) shared by quotes and orders, and redemptions that hold a
+//!    place in its limits until released.
+//! 6. [`invoice`]: the `Invoice` aggregate (draft → issued → paid, or void) and
+//!    [`invoice::InvoiceNumber`], the gapless per-year number (`2026-000042`).
+//! 7. [`order`]: the `Order` aggregate: placed priced, paid once from the wallet, cancelled or
+//!    expired while unpaid; and the hostname and SSH key values of an order.
+//! 8. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
 //!    [`PlanId`], [`OrderId`], [`InvoiceId`], …).
 
 pub mod account;
+pub mod discount;
 pub mod ids;
+pub mod invoice;
 pub mod order;
 pub mod pricing;
 pub mod values;

@@ -1,10 +1,12 @@
 //! One module per resource of the HTTP API (API.md).
 
 pub mod admin_accounts;
+pub mod admin_discount_codes;
 pub mod admin_wallets;
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod invoices;
 pub mod me;
 pub mod passwords;
 pub mod two_factor;

@@ -16,7 +16,9 @@ use stratus_domain::discount::CodeText;
 use stratus_domain::invoice::BillTo;
 use stratus_domain::order::{Hostname, SshPublicKey, MAX_SSH_KEYS};
 use stratus_domain::pricing::{BillingPeriod, PricingError, Quote, Resource, Resources};
-use stratus_domain::{AccountId, Country, DatacenterId, ImageId, Money, OrderId, PlanId};
+use stratus_domain::{
+    AccountId, Country, DatacenterId, Email, ImageId, Money, OrderId, PersonName, PlanId,
+};
 use stratus_projections::orders::{self as order_model, OrderFilter, OrderView};
 use stratus_projections::{accounts, invoices as invoice_model};
 use utoipa::{IntoParams, ToSchema};
@@ -241,17 +243,20 @@ async fn customer_of(state: &AppState, account_id: AccountId) -> Result<Customer
         .and_then(|kyc| kyc.country.as_deref())
         .and_then(|code| Country::parse(code).ok());
     let first_order = !order_model::has_paid_order(&state.pool, account_id).await?;
+    // The invoice is made out to the verified legal name when there is one.
+    let name = account
+        .kyc
+        .as_ref()
+        .filter(|kyc| kyc.status == "approved")
+        .and_then(|kyc| kyc.legal_name.clone())
+        .unwrap_or_else(|| account.account.name.clone());
     Ok(Customer {
         account_id,
         country: country.clone(),
         first_order,
         bill_to: BillTo {
-            name: account
-                .kyc
-                .as_ref()
-                .and_then(|kyc| kyc.legal_name.clone())
-                .unwrap_or_else(|| account.account.name.clone()),
-            email: account.account.email.clone(),
+            name: PersonName::parse(&name).map_err(|e| ApiError::internal(&e))?,
+            email: Email::parse(&account.account.email).map_err(|e| ApiError::internal(&e))?,
             country,
         },
     })

@@ -135,6 +135,59 @@ fn wallet_routes(victim: &str, victim_payment: &str) -> Vec<Route> {
     ]
 }
 
+/// Discount codes: reading for billing readers, writing for billing and admin. `existing` names
+/// a code created before the matrix runs.
+fn discount_code_routes(existing: &str) -> Vec<Route> {
+    use Allowed::Roles;
+    vec![
+        route(
+            Method::GET,
+            "/admin/discount-codes",
+            None,
+            Roles(BILLING_READERS),
+        ),
+        route(
+            Method::GET,
+            format!("/admin/discount-codes/{existing}"),
+            None,
+            Roles(BILLING_READERS),
+        ),
+        route(
+            Method::POST,
+            "/admin/discount-codes",
+            Some(json!({"code": "MATRIX", "percent_off": "5"})),
+            Roles(BILLING),
+        ),
+        route(
+            Method::PATCH,
+            format!("/admin/discount-codes/{existing}"),
+            Some(json!({"active": false})),
+            Roles(BILLING),
+        ),
+    ]
+}
+
+fn invoice_routes(victim_invoice: &str) -> Vec<Route> {
+    use Allowed::{Own, Roles};
+    vec![
+        route(Method::GET, "/invoices", None, Own),
+        // Another account's invoice is answered like an unknown one, for every role.
+        route(
+            Method::GET,
+            format!("/invoices/{victim_invoice}"),
+            None,
+            Own,
+        ),
+        route(Method::GET, "/admin/invoices", None, Roles(BILLING_READERS)),
+        route(
+            Method::GET,
+            format!("/admin/invoices/{victim_invoice}"),
+            None,
+            Roles(BILLING_READERS),
+        ),
+    ]
+}
+
 fn routes(victim: &str, victim_session: &str) -> Vec<Route> {
     use Allowed::{Own, Roles};
     vec![
@@ -244,6 +297,23 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
         .as_str()
         .unwrap()
         .to_owned();
+    let admin = app.admin_token().await;
+    let existing_code = app
+        .post(
+            "/admin/discount-codes",
+            &json!({"code": "MATRIX-EXISTING", "percent_off": "5"}),
+            Some(&admin),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let victim_invoice = crate::invoices::issue_for(
+        &app.running.as_ref().unwrap().state.invoices,
+        stratus_domain::AccountId::from_uuid(victim.account_id.parse().unwrap()),
+    )
+    .await;
     let mut callers = vec![(Role::Customer, app.customer().await.access_token)];
     for role in [Role::Support, Role::Billing, Role::Admin, Role::Auditor] {
         callers.push((role, app.staff_token(vec![role]).await));
@@ -252,6 +322,8 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
     let mut checked = 0;
     let mut all = routes(&victim.account_id, &victim_session);
     all.extend(wallet_routes(&victim.account_id, &victim_payment));
+    all.extend(discount_code_routes(&existing_code));
+    all.extend(invoice_routes(&victim_invoice.invoice_id.to_string()));
     for route in all {
         let anonymous = app
             .call(route.method.clone(), &route.path, route.body.as_ref(), None)
@@ -290,13 +362,14 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
             }
             if route.path.starts_with("/me/sessions/")
                 || route.path.starts_with("/wallet/transactions/")
+                || route.path.starts_with("/invoices/")
             {
                 reply.assert_problem(404, "not_found");
             }
             checked += 1;
         }
     }
-    assert_eq!(checked, (18 + 18) * 5);
+    assert_eq!(checked, (18 + 18 + 4) * 5);
     let victim_me = app.get("/me", Some(&victim.access_token)).await;
     assert_ne!(
         victim_me.body["name"], "Renamed Person",
