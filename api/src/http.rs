@@ -193,6 +193,16 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(routes::admin_catalog::list_plans)
         .service(routes::admin_catalog::retire_plan)
         .service(routes::admin_catalog::reactivate_plan);
+    // Quotes and orders
+    cfg.service(routes::orders::quote)
+        .service(routes::orders::place)
+        .service(routes::orders::list)
+        .service(routes::orders::get_one)
+        .service(routes::orders::pay)
+        .service(routes::orders::cancel)
+        .service(routes::admin_orders::list)
+        .service(routes::admin_orders::get_one)
+        .service(routes::admin_orders::cancel);
 }
 
 /// Builds the server on an already bound listener (port 0 in tests).

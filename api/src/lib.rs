@@ -19,6 +19,7 @@ pub mod invoice_pdf;
 pub mod invoice_settings;
 pub mod lifecycle;
 pub mod openapi;
+pub mod order_settings;
 pub mod payment_settings;
 pub mod rate_limit;
 pub mod registration;

@@ -8,10 +8,12 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use sqlx::PgPool;
 use stratus_commands::account_messages::AccountMessages;
+use stratus_commands::catalog::Catalog;
 use stratus_commands::discount_codes::DiscountCodes;
 use stratus_commands::invoice_issuer::InvoiceIssuer;
 use stratus_commands::invoices::Invoices;
-use stratus_commands::catalog::Catalog;
+use stratus_commands::order_settlement::OrderSettlement;
+use stratus_commands::orders::{start_expiry_sweep, OrderPolicy, Orders};
 use stratus_commands::outbox::{
     Dispatcher, DispatcherConfig, EmailTransport, HttpSmsConfig, SmsTransport, SmtpConfig,
     TransportConfigError, Transports,
@@ -25,10 +27,11 @@ use stratus_commands::wallets::{Gateways, Wallets};
 use stratus_commands::AggregateStore;
 use stratus_domain::account::AccountServices;
 use stratus_projections::accounts::AccountsProjection;
+use stratus_projections::catalog::CatalogProjection;
 use stratus_projections::discount_codes::DiscountCodesProjection;
 use stratus_projections::invoices::InvoicesProjection;
-use stratus_projections::catalog::CatalogProjection;
 use stratus_projections::ledger::LedgerProjection;
+use stratus_projections::orders::OrdersProjection;
 use stratus_projections::wallets::WalletsProjection;
 use stratus_projections::{Feed, Subscriber};
 use tokio::sync::watch;
@@ -84,7 +87,40 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
         Arc::new(InvoiceIssuer::new(Invoices::new(pool.clone()))),
         // Catalog
         Arc::new(CatalogProjection),
+        Arc::new(OrdersProjection),
+        Arc::new(OrderSettlement::new(
+            orders(
+                settings,
+                pool,
+                DiscountCodes::new(pool.clone(), settings.payments.currency),
+                Invoices::new(pool.clone()),
+                wallets(settings, pool),
+            ),
+            Invoices::new(pool.clone()),
+            DiscountCodes::new(pool.clone(), settings.payments.currency),
+        )),
     ]
+}
+
+/// The ordering use cases, sharing the given services (and so their per-aggregate locks).
+pub fn orders(
+    settings: &Settings,
+    pool: &PgPool,
+    discount_codes: DiscountCodes,
+    invoices: Invoices,
+    wallets: Wallets,
+) -> Orders {
+    Orders::new(
+        pool.clone(),
+        discount_codes,
+        invoices,
+        wallets,
+        OrderPolicy {
+            payment_window: settings.orders.payment_window(),
+            tax: settings.orders.tax_policy(),
+            currency: settings.payments.currency,
+        },
+    )
 }
 
 /// The wallets of this deployment, in its settlement currency.
@@ -128,6 +164,8 @@ pub struct Running {
     background_shutdown: watch::Sender<bool>,
     feed_tasks: Vec<JoinHandle<()>>,
     outbox_task: JoinHandle<()>,
+    /// Expires unpaid orders past their deadline.
+    expiry_task: JoinHandle<()>,
 }
 
 /// Cores available to this process, for worker counts and the hashing pool.
@@ -184,7 +222,7 @@ pub async fn start(
     let (background_shutdown, background_stop) = watch::channel(false);
     let feed_tasks = feed.start(background_stop.clone());
     let dispatcher = Dispatcher::new(pool.clone(), transports, DispatcherConfig::default());
-    let outbox_task = dispatcher.start(background_stop);
+    let outbox_task = dispatcher.start(background_stop.clone());
     let tokens = web::Data::new(Tokens::new(
         keys.jwt.expose().as_bytes(),
         settings.access_token_ttl_seconds,
@@ -195,11 +233,26 @@ pub async fn start(
     };
     let discount_codes = DiscountCodes::new(pool.clone(), settings.payments.currency);
     let catalog = Catalog::new(pool.clone(), settings.payments.currency);
+    let wallets = wallets(&settings, &pool);
+    let invoices = Invoices::new(pool.clone());
+    let orders = orders(
+        &settings,
+        &pool,
+        discount_codes.clone(),
+        invoices.clone(),
+        wallets.clone(),
+    );
+    let expiry_task = start_expiry_sweep(
+        orders.clone(),
+        settings.orders.expiry_sweep(),
+        background_stop,
+    );
     let state = web::Data::new(AppState {
         accounts: AggregateStore::new(pool.clone(), services),
-        wallets: wallets(&settings, &pool),
+        wallets,
         gateways,
-        invoices: Invoices::new(pool.clone()),
+        invoices,
+        orders,
         webhook_verifier,
         limiter: RateLimiter::per_minute(settings.auth_rate_limit_per_minute),
         keys: challenge_keys,
@@ -222,6 +275,7 @@ pub async fn start(
         background_shutdown,
         feed_tasks,
         outbox_task,
+        expiry_task,
     })
 }
 
@@ -255,6 +309,9 @@ impl Running {
             tracing::warn!(
                 "the outbox dispatcher did not stop in time; its sends in flight will be retried"
             );
+        }
+        if self.expiry_task.await.is_err() {
+            tracing::warn!("the order expiry sweep ended abnormally");
         }
         self.state.pool.close().await;
     }

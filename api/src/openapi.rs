@@ -47,10 +47,14 @@ use crate::routes;
         routes::admin_catalog::create_plan, routes::admin_catalog::update_plan,
         routes::admin_catalog::list_plans, routes::admin_catalog::retire_plan,
         routes::admin_catalog::reactivate_plan,
+        // Quotes and orders
+        routes::orders::quote, routes::orders::place, routes::orders::list, routes::orders::get_one,
+        routes::orders::pay, routes::orders::cancel, routes::admin_orders::list,
+        routes::admin_orders::get_one, routes::admin_orders::cancel,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
-    tags((name = "identity"), (name = "administration"), (name = "wallet"), (name = "billing"), (name = "invoices"), (name = "audit"), (name = "operations"))
+    tags((name = "identity"), (name = "administration"), (name = "wallet"), (name = "billing"), (name = "invoices"), (name = "orders"), (name = "audit"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

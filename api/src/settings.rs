@@ -13,6 +13,7 @@ pub use stratus_commands::secret::Secret;
 
 pub use crate::invoice_settings::InvoiceSettings;
 use crate::invoice_settings::InvoicingFileLayer;
+use crate::order_settings::{OrderSettings, OrdersFileLayer};
 pub use crate::payment_settings::PaymentSettings;
 use crate::payment_settings::{PaymentsFileLayer, PendingAmounts};
 
@@ -81,6 +82,8 @@ pub struct Settings {
     pub sms_from: Option<String>,
     /// The settlement currency, top-up bounds and payment gateways (see [`PaymentSettings`]).
     pub payments: PaymentSettings,
+    /// The payment window of orders, the expiry sweep and VAT (see [`OrderSettings`]).
+    pub orders: OrderSettings,
     /// `STRATUS_IDEMPOTENCY_TTL_HOURS`: how long an `Idempotency-Key` and the answer it got are
     /// kept; a retry after that runs again.
     pub idempotency_ttl_hours: u32,
@@ -145,6 +148,7 @@ impl Default for Settings {
             sms_token: None,
             sms_from: None,
             payments: PaymentSettings::default(),
+            orders: OrderSettings::default(),
             idempotency_ttl_hours: DEFAULT_IDEMPOTENCY_TTL_HOURS,
             idempotency_lock_timeout_seconds: DEFAULT_IDEMPOTENCY_LOCK_TIMEOUT_SECONDS,
             invoicing: InvoiceSettings::default(),
@@ -183,6 +187,7 @@ struct FileLayer {
     sms_token: Option<Secret>,
     sms_from: Option<String>,
     payments: Option<PaymentsFileLayer>,
+    orders: Option<OrdersFileLayer>,
     idempotency_ttl_hours: Option<u32>,
     idempotency_lock_timeout_seconds: Option<u32>,
     invoicing: Option<InvoicingFileLayer>,
@@ -239,6 +244,9 @@ impl Settings {
             if let Some(payments) = layer.payments.take() {
                 s.payments.apply_file(payments, &mut amounts)?;
             }
+            if let Some(orders) = layer.orders.take() {
+                s.orders.apply_file(orders)?;
+            }
             if let Some(invoicing) = layer.invoicing.take() {
                 s.invoicing.apply_file(invoicing);
             }
@@ -248,6 +256,8 @@ impl Settings {
         let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
         s.payments.apply_env(&get, &mut amounts)?;
         s.payments.finish(amounts)?;
+        s.orders.apply_env(&get)?;
+        s.orders.check()?;
         s.invoicing.apply_env(&get);
         s.invoicing.check()?;
         s.check()?;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use actix_web::web;
 use sqlx::PgPool;
+use stratus_commands::catalog::Catalog;
 use stratus_commands::discount_codes::DiscountCodes;
 use stratus_commands::invoices::Invoices;
-use stratus_commands::catalog::Catalog;
+use stratus_commands::orders::Orders;
 use stratus_commands::payments::webhook::WebhookVerifier;
 use stratus_commands::secrets::ChallengeKeys;
 use stratus_commands::wallets::{Gateways, Wallets};
@@ -52,6 +53,8 @@ pub struct AppState {
     pub discount_codes: DiscountCodes,
     /// The catalog's write side (datacenters, images, plans), priced in the settlement currency.
     pub catalog: Catalog,
+    /// Quotes and orders: pricing, placing, paying from the wallet, cancelling, expiring.
+    pub orders: Orders,
 }
 
 /// Whether the read models had caught up when a command answered.

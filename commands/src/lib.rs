@@ -27,6 +27,8 @@ pub mod idempotency_keys;
 pub mod invoice_issuer;
 pub mod invoices;
 pub mod metadata;
+pub mod order_settlement;
+pub mod orders;
 pub mod outbox;
 pub mod payments;
 pub mod phone_verification;

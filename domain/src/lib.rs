@@ -31,7 +31,9 @@
 //!    place in its limits until released.
 //! 7. [`invoice`]: the `Invoice` aggregate (draft → issued → paid, or void) and
 //!    [`invoice::InvoiceNumber`], the gapless per-year number (`2026-000042`).
-//! 8. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
+//! 8. [`order`]: the `Order` aggregate: placed priced, paid once from the wallet, cancelled or
+//!    expired while unpaid; and the hostname and SSH key values of an order.
+//! 9. [`ids`]: typed identifiers ([`AccountId`], [`SessionId`], [`PaymentId`], [`WithdrawalId`],
 //!    [`PlanId`], [`OrderId`], [`InvoiceId`], …).
 
 pub mod account;
@@ -39,6 +41,7 @@ pub mod catalog;
 pub mod discount;
 pub mod ids;
 pub mod invoice;
+pub mod order;
 pub mod pricing;
 pub mod values;
 pub mod wallet;

@@ -19,6 +19,7 @@ pub mod discount_codes;
 pub mod feed;
 pub mod invoices;
 pub mod ledger;
+pub mod orders;
 pub mod position;
 pub mod stored_event;
 pub mod wallets;

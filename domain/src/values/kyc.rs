@@ -23,7 +23,7 @@ RERORSRURWSASBSCSDSESGSHSISJSKSLSMSNSOSRSSSTSVSXSYSZTCTDTFTGTHTJTKTLTMTNTOTRTTTV
 VEVGVIVNVUWFWSYEYTZAZMZW";
 
 /// An assigned ISO 3166-1 alpha-2 country code, upper case (`"DE"`, `"US"`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Country(String);
 

@@ -188,6 +188,44 @@ fn invoice_routes(victim_invoice: &str) -> Vec<Route> {
     ]
 }
 
+/// Orders: a customer's own (an unknown or someone else's order is a 404 for everyone), staff
+/// lists for billing readers, cancelling for admin, billing and support.
+fn order_routes() -> Vec<Route> {
+    use Allowed::{Own, Roles};
+    let unknown = uuid::Uuid::now_v7();
+    let cancellers: &'static [Role] = &[Role::Admin, Role::Billing, Role::Support];
+    vec![
+        route(Method::POST, "/orders", Some(json!({"hostname": "x"})), Own),
+        route(Method::GET, "/orders", None, Own),
+        route(Method::GET, format!("/orders/{unknown}"), None, Own),
+        route(
+            Method::POST,
+            format!("/orders/{unknown}/pay"),
+            Some(json!({"method": "wallet"})),
+            Own,
+        ),
+        route(
+            Method::POST,
+            format!("/orders/{unknown}/cancel"),
+            Some(json!({})),
+            Own,
+        ),
+        route(Method::GET, "/admin/orders", None, Roles(BILLING_READERS)),
+        route(
+            Method::GET,
+            format!("/admin/orders/{unknown}"),
+            None,
+            Roles(BILLING_READERS),
+        ),
+        route(
+            Method::POST,
+            format!("/admin/orders/{unknown}/cancel"),
+            Some(json!({})),
+            Roles(cancellers),
+        ),
+    ]
+}
+
 // Catalog
 const CATALOG_READERS: &[Role] = &[Role::Admin, Role::Support, Role::Billing, Role::Auditor];
 
@@ -393,6 +431,7 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
     all.extend(discount_code_routes(&existing_code));
     all.extend(invoice_routes(&victim_invoice.invoice_id.to_string()));
     all.extend(catalog_routes());
+    all.extend(order_routes());
     for route in all {
         let anonymous = app
             .call(route.method.clone(), &route.path, route.body.as_ref(), None)
@@ -438,7 +477,7 @@ async fn every_protected_route_answers_each_role_as_the_matrix_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, (18 + 18 + 4 + 4 + 11) * 5);
+    assert_eq!(checked, (18 + 18 + 4 + 4 + 11 + 8) * 5);
     let victim_me = app.get("/me", Some(&victim.access_token)).await;
     assert_ne!(
         victim_me.body["name"], "Renamed Person",

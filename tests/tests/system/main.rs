@@ -16,6 +16,7 @@ mod identity_messages;
 mod invoices;
 mod ledger;
 mod operations;
+mod orders;
 mod outbox;
 mod payments;
 mod wallet;
