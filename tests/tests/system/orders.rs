@@ -797,3 +797,56 @@ async fn unpaid_orders_expire_after_the_payment_window_and_release_their_code() 
         again.body
     );
 }
+
+#[tokio::test]
+async fn rebuilding_the_orders_projection_and_replaying_settlement_change_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let catalog = catalog(&app, &admin).await;
+    discount_code(&app, &admin, json!({"code": "REPLAY", "percent_off": "10"})).await;
+    let customer = app.customer().await;
+    let token = customer.access_token.as_str();
+    fund(&app, &customer.account_id, "100.00").await;
+    let mut order = plan_order(&catalog, &catalog.small, "quarterly");
+    order["discount_code"] = json!("REPLAY");
+    let paid = app.post("/orders", &order, Some(token)).await;
+    let cancelled = app.post("/orders", &order, Some(token)).await;
+    let paid_id = id_of(&paid.body, "order_id");
+    app.post(
+        &format!("/orders/{paid_id}/pay"),
+        &json!({"method": "wallet"}),
+        Some(token),
+    )
+    .await;
+    app.post(
+        &format!("/orders/{}/cancel", id_of(&cancelled.body, "order_id")),
+        &json!({}),
+        Some(token),
+    )
+    .await;
+    wait_for_invoice_status(&app, token, &id_of(&paid.body, "invoice_id"), "paid").await;
+    wait_for_invoice_status(&app, token, &id_of(&cancelled.body, "invoice_id"), "void").await;
+    let state = &app.running.as_ref().unwrap().state;
+    let orders_sql = "SELECT * FROM orders ORDER BY order_id";
+    let events_sql = "SELECT count(*) AS n FROM events";
+    let (live, events) = (app.rows(orders_sql).await, app.rows(events_sql).await);
+
+    state
+        .feed
+        .rebuild(stratus_projections::orders::NAME)
+        .await
+        .unwrap();
+    state
+        .feed
+        .rebuild(stratus_commands::order_settlement::NAME)
+        .await
+        .unwrap();
+
+    assert_eq!(live.len(), 2);
+    assert_eq!(app.rows(orders_sql).await, live);
+    assert_eq!(
+        app.rows(events_sql).await,
+        events,
+        "replaying settlement acted again"
+    );
+}
