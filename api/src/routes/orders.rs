@@ -256,19 +256,22 @@ async fn customer_of(state: &AppState, account_id: AccountId) -> Result<Customer
         .and_then(|kyc| kyc.country.as_deref())
         .and_then(|code| Country::parse(code).ok());
     let first_order = !order_model::has_paid_order(&state.pool, account_id).await?;
-    // The invoice is made out to the verified legal name when there is one.
+    // The invoice is made out to the verified legal name when there is one (and it reads as a
+    // name), else to the account's name, which passed the same rules at registration.
     let name = account
         .kyc
         .as_ref()
         .filter(|kyc| kyc.status == "approved")
-        .and_then(|kyc| kyc.legal_name.clone())
-        .unwrap_or_else(|| account.account.name.clone());
+        .and_then(|kyc| kyc.legal_name.as_deref())
+        .and_then(|legal| PersonName::parse(legal).ok())
+        .map_or_else(|| PersonName::parse(&account.account.name), Ok)
+        .map_err(|e| ApiError::internal(&e))?;
     Ok(Customer {
         account_id,
         country: country.clone(),
         first_order,
         bill_to: BillTo {
-            name: PersonName::parse(&name).map_err(|e| ApiError::internal(&e))?,
+            name,
             email: Email::parse(&account.account.email).map_err(|e| ApiError::internal(&e))?,
             country,
         },

@@ -850,3 +850,56 @@ async fn rebuilding_the_orders_projection_and_replaying_settlement_change_nothin
         "replaying settlement acted again"
     );
 }
+
+#[tokio::test]
+async fn vat_follows_the_verified_country_and_falls_back_to_the_home_country() {
+    let url = stratus_tests::fresh_database_url().await;
+    let app = TestApp::spawn_with(&url, |settings| {
+        let rate = |country: &str, percent: &str| {
+            (
+                stratus_domain::Country::parse(country).unwrap(),
+                stratus_domain::pricing::Percent::parse(percent).unwrap(),
+            )
+        };
+        settings.orders.vat_rates = [rate("DE", "19"), rate("FR", "20")].into();
+        settings.orders.tax_home_country = Some(stratus_domain::Country::parse("DE").unwrap());
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let catalog = catalog(&app, &admin).await;
+    let customer = app.customer().await;
+    let token = customer.access_token.as_str();
+    let order = plan_order(&catalog, &catalog.small, "monthly");
+    let submitted = app
+        .post(
+            "/me/kyc",
+            &json!({"national_id": "FR-12345678", "legal_name": "Ada Lovelace", "country": "FR"}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(submitted.status, StatusCode::ACCEPTED, "{}", submitted.body);
+
+    let pending = app.post("/catalog/quote", &order, Some(token)).await;
+    app.post(
+        &format!("/admin/kyc/{}/approve", customer.account_id),
+        &json!({}),
+        Some(&admin),
+    )
+    .await;
+    let verified = app.post("/catalog/quote", &order, Some(token)).await;
+    let anonymous = app.post("/catalog/quote", &order, None).await;
+    let placed = app.post("/orders", &order, Some(token)).await;
+
+    let tax = |reply: &stratus_tests::Reply| reply.body["tax"].clone();
+    assert_eq!(
+        tax(&pending),
+        json!({"country": "DE", "rate": "19", "amount": eur("1.330000")})
+    );
+    assert_eq!(
+        tax(&verified),
+        json!({"country": "FR", "rate": "20", "amount": eur("1.400000")})
+    );
+    assert_eq!(tax(&anonymous)["country"], "DE");
+    assert_eq!(placed.body["quote"]["tax"], tax(&verified));
+    assert_eq!(placed.body["total"], eur("8.400000"));
+}
