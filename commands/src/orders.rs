@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use stratus_domain::discount::{CodeText, DiscountError, RedemptionRequest};
+use stratus_domain::discount::{id_of, CodeText, DiscountError, RedemptionRequest};
 use stratus_domain::invoice::{BillTo, InvoiceError};
 use stratus_domain::order::{
     CancelledBy, Hostname, Order, OrderCommand, OrderDiscount, OrderError, OrderItem, OrderStatus,
@@ -431,14 +431,28 @@ impl Orders {
         let now = Utc::now();
         let order_id = OrderId::from_uuid(Uuid::now_v7());
         let invoice_id = InvoiceId::from_uuid(Uuid::now_v7());
-        let priced = self
+        let priced = match self
             .price(
                 input,
                 Some(customer),
                 DiscountStep::Redeem { order_id, metadata },
                 now,
             )
-            .await?;
+            .await
+        {
+            Ok(priced) => priced,
+            Err(error) => {
+                // Only the final pricing step comes after the redemption: give the place back.
+                if let (OrderingError::Pricing(_), Some(code)) = (&error, &input.discount_code) {
+                    let discount = Some(OrderDiscount {
+                        code_id: id_of(code),
+                        code: code.as_str().to_owned(),
+                    });
+                    self.release_discount(&discount, order_id, metadata).await;
+                }
+                return Err(error);
+            }
+        };
         if let Err(error) = self
             .invoices
             .create_and_issue(
