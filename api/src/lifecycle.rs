@@ -169,6 +169,12 @@ pub struct Running {
 }
 
 /// Cores available to this process, for worker counts and the hashing pool.
+/// Argon2 hashes at once when not configured: half the cores, at least one. Each hash keeps a
+/// core busy for tens of milliseconds; the other half stays free for every other request.
+pub fn default_hashing_threads() -> usize {
+    (cores() / 2).max(1)
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -213,7 +219,11 @@ pub async fn start(
     listener: TcpListener,
     workers: usize,
 ) -> Result<Running, StartError> {
-    let passwords = tokio::task::spawn_blocking(move || Passwords::new(cores()))
+    let hashing_threads = settings
+        .password_hashing_threads
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or_else(default_hashing_threads);
+    let passwords = tokio::task::spawn_blocking(move || Passwords::new(hashing_threads))
         .await
         .map_err(|e| crate::auth::PasswordError::Task(e.to_string()))??;
     let transports = outbox_transports(&settings)?;

@@ -52,6 +52,9 @@ pub struct Settings {
     pub refresh_token_ttl_seconds: i64,
     /// `STRATUS_DB_MAX_CONNECTIONS`: size of the connection pool.
     pub db_max_connections: u32,
+    /// `STRATUS_PASSWORD_HASHING_THREADS`: argon2 hashes computed at once; unset means half the
+    /// cores (at least one), so that a login flood can never take every core from other requests.
+    pub password_hashing_threads: Option<u32>,
     /// `STRATUS_CHALLENGE_SECRET`: key of one-time codes, email links and TOTP secrets; generated
     /// into the data dir when unset. Changing it voids outstanding codes and every 2FA enrolment.
     pub challenge_secret: Option<Secret>,
@@ -134,6 +137,7 @@ impl Default for Settings {
             access_token_ttl_seconds: DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
             refresh_token_ttl_seconds: DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
             db_max_connections: DEFAULT_DB_MAX_CONNECTIONS,
+            password_hashing_threads: None,
             challenge_secret: None,
             public_url: None,
             auth_rate_limit_per_minute: DEFAULT_AUTH_RATE_LIMIT_PER_MINUTE,
@@ -173,6 +177,7 @@ struct FileLayer {
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
     db_max_connections: Option<u32>,
+    password_hashing_threads: Option<u32>,
     challenge_secret: Option<Secret>,
     public_url: Option<String>,
     auth_rate_limit_per_minute: Option<u32>,
@@ -301,6 +306,9 @@ impl Settings {
         if let Some(v) = f.db_max_connections {
             self.db_max_connections = v;
         }
+        if f.password_hashing_threads.is_some() {
+            self.password_hashing_threads = f.password_hashing_threads;
+        }
         if f.challenge_secret.is_some() {
             self.challenge_secret = f.challenge_secret;
         }
@@ -398,6 +406,9 @@ impl Settings {
         if let Some(v) = get("STRATUS_DB_MAX_CONNECTIONS") {
             self.db_max_connections = parse("STRATUS_DB_MAX_CONNECTIONS", &v)?;
         }
+        if let Some(v) = get("STRATUS_PASSWORD_HASHING_THREADS") {
+            self.password_hashing_threads = Some(parse("STRATUS_PASSWORD_HASHING_THREADS", &v)?);
+        }
         if let Some(v) = get("STRATUS_CHALLENGE_SECRET") {
             self.challenge_secret = Some(Secret::new(v));
         }
@@ -469,6 +480,12 @@ impl Settings {
         if self.db_max_connections == 0 {
             return Err(SettingsError::Variable {
                 name: "STRATUS_DB_MAX_CONNECTIONS",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        if self.password_hashing_threads == Some(0) {
+            return Err(SettingsError::Variable {
+                name: "STRATUS_PASSWORD_HASHING_THREADS",
                 message: "must be at least 1".to_owned(),
             });
         }
@@ -792,6 +809,22 @@ mod tests {
             let err = Settings::from_sources(None, &env(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn password_hashing_threads_default_to_half_the_cores_and_zero_is_refused() {
+        let s = Settings::from_sources(None, &HashMap::new()).unwrap();
+        assert_eq!(s.password_hashing_threads, None);
+        let s = Settings::from_sources(None, &env(&[("STRATUS_PASSWORD_HASHING_THREADS", "3")]))
+            .unwrap();
+        assert_eq!(s.password_hashing_threads, Some(3));
+        let err = Settings::from_sources(None, &env(&[("STRATUS_PASSWORD_HASHING_THREADS", "0")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("STRATUS_PASSWORD_HASHING_THREADS"),
+            "{err}"
+        );
+        assert!(crate::lifecycle::default_hashing_threads() >= 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod aggregate_cache;
 mod architecture;
 mod audit;
 mod authorization;

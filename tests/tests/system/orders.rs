@@ -827,6 +827,24 @@ async fn rebuilding_the_orders_projection_and_replaying_settlement_change_nothin
     wait_for_invoice_status(&app, token, &id_of(&paid.body, "invoice_id"), "paid").await;
     wait_for_invoice_status(&app, token, &id_of(&cancelled.body, "invoice_id"), "void").await;
     let state = &app.running.as_ref().unwrap().state;
+    // The settlement reactor may still be acting on the cancellation (the code's release lands
+    // after the void invoice): wait until it has applied everything, including its own events.
+    loop {
+        let head = state.feed.head().await.unwrap();
+        let names = [
+            stratus_commands::order_settlement::NAME,
+            stratus_projections::orders::NAME,
+        ];
+        let caught_up = state
+            .feed
+            .wait_for(&names, head, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(caught_up, "the settlement reactor did not catch up");
+        if state.feed.head().await.unwrap() == head {
+            break;
+        }
+    }
     let orders_sql = "SELECT * FROM orders ORDER BY order_id";
     let events_sql = "SELECT count(*) AS n FROM events";
     let (live, events) = (app.rows(orders_sql).await, app.rows(events_sql).await);
