@@ -90,6 +90,9 @@ pub struct Args {
     /// Use the `stratus` binary already in target/release instead of building it.
     #[arg(long)]
     pub no_build: bool,
+    /// Print the statements seen running most often in pg_stat_activity during (a).
+    #[arg(long)]
+    pub sql_profile: bool,
     /// Keep the run's cluster directory (for looking at the database afterwards).
     #[arg(long)]
     pub keep: bool,

@@ -670,6 +670,11 @@ pub async fn run_all(
     if args.runs('a') {
         progress("(a) wallet commands over every seeded wallet");
         let lag = LagSampler::start(database_url, args.warmup(), args.measured()).await?;
+        let profiler = if args.sql_profile {
+            Some(SqlProfiler::start(database_url, args.warmup() + args.measured()).await?)
+        } else {
+            None
+        };
         let measured = attack(
             args,
             &monitor,
@@ -681,6 +686,9 @@ pub async fn run_all(
             users,
         )
         .await?;
+        if let Some(profiler) = profiler {
+            profiler.finish().await?;
+        }
         let mut figures = load_figures('a', "wallet commands, 10,000 wallets", users, measured);
         figures.projection_lag = Some(lag.finish().await?);
         report.loads.push(figures);
@@ -944,6 +952,57 @@ async fn fill_stream(args: &Args, base: &str, wallet: Uuid) -> BenchResult<()> {
         .await;
     results.into_iter().collect::<BenchResult<Vec<_>>>()?;
     Ok(())
+}
+
+/// With `--sql-profile`: samples `pg_stat_activity` every 5 ms during a scenario and prints the
+/// statements (and what they waited on) that were seen running most often: where the database's
+/// time goes.
+struct SqlProfiler {
+    task: tokio::task::JoinHandle<BenchResult<HashMap<String, u64>>>,
+}
+
+impl SqlProfiler {
+    async fn start(database_url: &str, measured: Duration) -> BenchResult<Self> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(database_url)
+            .await?;
+        let task = tokio::spawn(async move {
+            let mut seen: HashMap<String, u64> = HashMap::new();
+            let until = Instant::now() + measured;
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            while Instant::now() < until {
+                tick.tick().await;
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' ' || state || ' ' || \
+                            regexp_replace(left(query, 110), '\\s+', ' ', 'g') \
+                     FROM pg_stat_activity \
+                     WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()",
+                )
+                .fetch_all(&pool)
+                .await?;
+                for (line,) in rows {
+                    *seen.entry(line).or_insert(0) += 1;
+                }
+            }
+            pool.close().await;
+            Ok(seen)
+        });
+        Ok(Self { task })
+    }
+
+    async fn finish(self) -> BenchResult<()> {
+        let seen = self
+            .task
+            .await
+            .map_err(|e| BenchError::failed(format!("sql profiler: {e}")))??;
+        let mut lines: Vec<(String, u64)> = seen.into_iter().collect();
+        lines.sort_by(|a, b| b.1.cmp(&a.1));
+        for (line, count) in lines.into_iter().take(25) {
+            progress(&format!("sql {count:>6}  {line}"));
+        }
+        Ok(())
+    }
 }
 
 /// Samples how far the projections are behind the log: the age of the oldest event a

@@ -266,6 +266,7 @@ where
             };
             match self.store.commit(events, context, metadata.to_map()).await {
                 Ok(committed) => {
+                    stratus_projections::feed::announce_append();
                     if let Some(last) = committed.last() {
                         loaded.sequence = last.sequence;
                     }

@@ -11,12 +11,15 @@
 //! effect). The checkpoint update is conditional on the checkpoint it started from, so a rebuild or a
 //! second runner can never be overwritten by a stale one. A session advisory lock per subscriber
 //! keeps one active runner across several `stratus` processes; the others stand by.
-//! Runners wake on `LISTEN stratus_events` (a statement-level trigger on `events`) and poll slowly
-//! as a fallback.
+//! Runners wake at once when this process appends ([`announce_append`], called by the aggregate
+//! store after each commit), on `LISTEN stratus_events` when another process does (each process
+//! sends one NOTIFY per burst of its appends, from a single task and outside the appending
+//! transactions: a NOTIFY inside them serialised every commit of the cluster), and poll slowly as a
+//! fallback.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -36,8 +39,10 @@ pub const BATCH_SIZE: i64 = 500;
 pub const POLL_INTERVAL_MS: u64 = 1_000;
 /// First wait when committed events sit behind the fence of a transaction still running.
 pub const FENCE_RETRY_MIN_MS: u64 = 1;
-/// Longest wait between fence re-checks: keeps a long transaction from turning into a busy loop.
-pub const FENCE_RETRY_MAX_MS: u64 = 50;
+/// Longest wait between fence re-checks: keeps a long transaction from turning into a busy loop,
+/// yet short, because under a steady write load some transaction nearly always holds the fence
+/// for a moment and every millisecond here is a millisecond of projection lag (docs/benchmarks.md).
+pub const FENCE_RETRY_MAX_MS: u64 = 4;
 /// How often a standby runner tries to take over a subscriber whose lock another process holds.
 pub const STANDBY_RETRY_MS: u64 = 2_000;
 /// Back-off after a failed batch (a broken connection, an event the subscriber cannot decode).
@@ -52,6 +57,19 @@ const FENCED_BATCH: &str = "SELECT {cols} FROM events \
      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
        AND (transaction_id, global_position) > ($1::text::xid8, $2) \
      ORDER BY {order} LIMIT $3";
+
+/// Appends made by this process: bumped after every committed append, watched by every feed of the
+/// process.
+fn appended_signal() -> &'static watch::Sender<u64> {
+    static APPENDED: OnceLock<watch::Sender<u64>> = OnceLock::new();
+    APPENDED.get_or_init(|| watch::channel(0).0)
+}
+
+/// Tells the feeds of this process (at once) and of other processes (through NOTIFY) that events
+/// were committed. Call it after the appending transaction has committed.
+pub fn announce_append() {
+    appended_signal().send_modify(|n| *n = n.wrapping_add(1));
+}
 
 /// A reader of the log: a projection that writes read models, or a reactor.
 pub trait Subscriber: Send + Sync + 'static {
@@ -156,7 +174,10 @@ impl Feed {
 
     /// Starts the listener and one runner per subscriber; they stop when `shutdown` turns true.
     pub fn start(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        let mut handles = vec![tokio::spawn(Arc::clone(self).listen(shutdown.clone()))];
+        let mut handles = vec![
+            tokio::spawn(Arc::clone(self).listen(shutdown.clone())),
+            tokio::spawn(Arc::clone(self).announce(shutdown.clone())),
+        ];
         for name in self.subscriber_names() {
             handles.push(tokio::spawn(
                 Arc::clone(self).run_subscriber(name, shutdown.clone()),
@@ -180,6 +201,7 @@ impl Feed {
         timeout: Duration,
     ) -> Result<bool, FeedError> {
         let deadline = Instant::now() + timeout;
+        self.wake();
         for name in names {
             let slot = self
                 .slots
@@ -217,7 +239,8 @@ impl Feed {
         let at = checkpoint(&self.pool, name).await?;
         let lag: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM (SELECT 1 FROM events \
-             WHERE (transaction_id, global_position) > ($1::text::xid8, $2) LIMIT $3) pending",
+             WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+             ORDER BY transaction_id, global_position LIMIT $3) pending",
         )
         .bind(at.transaction_id.to_string())
         .bind(at.global_position)
@@ -289,6 +312,31 @@ impl Feed {
         Ok(at)
     }
 
+    /// Wakes this feed's runners on every local append and passes the news on to other processes
+    /// with one NOTIFY at a time (appends made while one is sent are covered by the next).
+    async fn announce(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut appended = appended_signal().subscribe();
+        loop {
+            tokio::select! {
+                changed = appended.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+            appended.borrow_and_update();
+            self.wake();
+            if let Err(err) = sqlx::query("SELECT pg_notify($1, '')")
+                .bind(NOTIFY_CHANNEL)
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %err, "could not tell other processes about new events");
+            }
+        }
+    }
+
     async fn listen(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if *shutdown.borrow() {
@@ -357,6 +405,7 @@ impl Feed {
         let name = slot.subscriber.name();
         // A dedicated connection: the session lock lives exactly as long as it does.
         let mut conn = PgConnection::connect_with(options).await?;
+        relax_commit(&mut conn).await?;
         let locked: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
                 .bind(format!("stratus.subscriber.{name}"))
@@ -393,8 +442,12 @@ impl Feed {
                 continue;
             }
             if committed_behind_fence(&mut conn, at).await? {
-                // Committed events wait for an older transaction to finish; look again soon.
-                sleep(Duration::from_millis(fence_wait_ms)).await;
+                // Committed events wait for an older transaction to finish; look again soon, or
+                // at once when this process appends (often that transaction finishing).
+                tokio::select! {
+                    _ = wake.changed() => {}
+                    () = sleep(Duration::from_millis(fence_wait_ms)) => {}
+                }
                 fence_wait_ms = (fence_wait_ms * 2).min(FENCE_RETRY_MAX_MS);
                 continue;
             }
@@ -447,6 +500,18 @@ async fn apply_batch(
     Ok(events.len())
 }
 
+/// A subscriber's batch commits without waiting for the WAL flush. Safe here: the read model (or
+/// the reactor's outbox rows) and the checkpoint move in one transaction, so a crash can only
+/// lose both together and the batch is applied again from the log, which stays durable (appends
+/// keep `synchronous_commit = on`). Without it every batch of every subscriber waited for its own
+/// fsync, and projection lag was the disk's flush latency times the number of subscribers.
+async fn relax_commit(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET synchronous_commit = off")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 async fn read_batch(
     conn: &mut PgConnection,
     after: FeedPosition,
@@ -467,13 +532,18 @@ async fn committed_behind_fence(
     conn: &mut PgConnection,
     after: FeedPosition,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
+    // Compares the newest event with `after` through one backward step of the feed-order index.
+    // (An `EXISTS (... WHERE (transaction_id, global_position) > ...)` gets a generic plan that
+    // scans the whole table from its start: it grew with the log and dominated under load.)
+    let newer: Option<bool> = sqlx::query_scalar(
+        "SELECT (transaction_id, global_position) > ($1::text::xid8, $2) FROM events \
+         ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
     )
     .bind(after.transaction_id.to_string())
     .bind(after.global_position)
-    .fetch_one(conn)
-    .await
+    .fetch_optional(conn)
+    .await?;
+    Ok(newer.unwrap_or(false))
 }
 
 async fn ensure_checkpoint_row(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
