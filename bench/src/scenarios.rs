@@ -997,7 +997,7 @@ impl SqlProfiler {
             .await
             .map_err(|e| BenchError::failed(format!("sql profiler: {e}")))??;
         let mut lines: Vec<(String, u64)> = seen.into_iter().collect();
-        lines.sort_by(|a, b| b.1.cmp(&a.1));
+        lines.sort_by_key(|line| std::cmp::Reverse(line.1));
         for (line, count) in lines.into_iter().take(25) {
             progress(&format!("sql {count:>6}  {line}"));
         }
