@@ -205,7 +205,32 @@ where
     where
         A::Error: Send + Sync + 'static,
     {
-        let _serialised = self.lock_of(aggregate_id).lock().await;
+        let committed = {
+            let _serialised = self.lock_of(aggregate_id).lock().await;
+            self.decide_and_append(aggregate_id, command, metadata).await?
+        };
+        // Outside the aggregate's lock: the next command on it need not wait for this lookup.
+        let position = match committed.last() {
+            Some(last) => Some(self.position_of(aggregate_id, last.sequence).await?),
+            None => None,
+        };
+        Ok(Appended {
+            events: committed,
+            position,
+        })
+    }
+
+    /// The part of [`AggregateStore::execute`] that runs under the aggregate's lock: decide on the
+    /// cached (or loaded) state and append; the committed events, none for a no-op.
+    async fn decide_and_append(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &CommandMetadata,
+    ) -> Result<Vec<EventEnvelope<A>>, CommandError<A::Error>>
+    where
+        A::Error: Send + Sync + 'static,
+    {
         let mut attempt: u32 = 0;
         // A cached state not yet checked against the log in this call.
         let cached = self.cache().take(aggregate_id);
@@ -251,10 +276,7 @@ where
                         }
                     }
                     self.cache().put(aggregate_id, loaded);
-                    return Ok(Appended {
-                        events: Vec::new(),
-                        position: None,
-                    });
+                    return Ok(Vec::new());
                 }
                 Ok(()) => events,
             };
@@ -270,18 +292,11 @@ where
                     if let Some(last) = committed.last() {
                         loaded.sequence = last.sequence;
                     }
-                    let position = match committed.last() {
-                        Some(last) => Some(self.position_of(aggregate_id, last.sequence).await?),
-                        None => None,
-                    };
                     if loaded.sequence.saturating_sub(loaded.snapshot) >= SNAPSHOT_EVERY_EVENTS {
                         self.snapshot(aggregate_id, &mut loaded).await;
                     }
                     self.cache().put(aggregate_id, loaded);
-                    return Ok(Appended {
-                        events: committed,
-                        position,
-                    });
+                    return Ok(committed);
                 }
                 Err(AggregateError::AggregateConflict) if attempt < self.max_conflict_retries => {
                     attempt += 1;
