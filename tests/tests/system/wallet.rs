@@ -1,8 +1,9 @@
 //! Wallets end to end over HTTP: opening at registration, bank-transfer and Stripe top-ups (the
 //! latter against localstripe and against webhooks these tests sign themselves), withdrawals,
 //! credit limits, adjustments, bad amounts, and the debit path order payment will use under
-//! concurrency.
+//! concurrency; and the wallets projection fed the same log in batches of every shape.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -13,12 +14,17 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use stratus_commands::aggregate_store::CommandError;
 use stratus_commands::CommandMetadata;
-use stratus_domain::wallet::{DebitReason, WalletError};
-use stratus_domain::{AccountId, Currency, LedgerReference, Money, Role};
+use stratus_domain::wallet::{
+    DebitReason, PaymentGateway, RefundReason, WalletCommand, WalletError,
+};
+use stratus_domain::{AccountId, Currency, LedgerReference, Money, PaymentId, Role, WithdrawalId};
 use stratus_projections::ledger;
 use stratus_projections::ledger::verify::{verify, VerifyOptions};
+use stratus_projections::wallets::{self, WalletsProjection};
+use stratus_projections::{Feed, FeedPosition, StoredEvent, Subscriber};
 use stratus_tests::localstripe::LocalStripe;
-use stratus_tests::{with_stripe, TestApp, TEST_WEBHOOK_SECRET};
+use stratus_tests::wallets::{minor, reference_of, Wallets};
+use stratus_tests::{fresh_pool, with_stripe, TestApp, TEST_WEBHOOK_SECRET};
 use uuid::Uuid;
 
 fn eur(amount: &str) -> Value {
@@ -898,4 +904,231 @@ async fn a_retried_top_up_or_withdrawal_with_its_idempotency_key_happens_once() 
     let body = wallet(&app, token).await;
     assert_eq!(body["balance"]["amount"], "30.000000");
     assert_eq!(body["reserved"]["amount"], "12.000000");
+}
+
+/// The rows of both wallet tables as text, sorted, read on `conn`.
+async fn wallet_tables(conn: &mut sqlx::PgConnection) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in ["wallets", "wallet_transactions"] {
+        let sql = format!("SELECT '{table} ' || to_jsonb(t)::text FROM {table} t ORDER BY 1");
+        let found: Vec<String> = sqlx::query_scalar(&sql)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        rows.extend(found);
+    }
+    rows
+}
+
+/// Rebuilds the wallets projection from `batches` (each one call of `apply`, all in one
+/// transaction, like a rebuild) and returns the rows it leaves; rolls back.
+async fn replay(pool: &sqlx::PgPool, batches: &[&[StoredEvent]]) -> Vec<String> {
+    let mut tx = pool.begin().await.unwrap();
+    WalletsProjection.reset(&mut tx).await.unwrap();
+    for batch in batches {
+        WalletsProjection.apply(&mut tx, batch).await.unwrap();
+    }
+    let rows = wallet_tables(&mut tx).await;
+    tx.rollback().await.unwrap();
+    rows
+}
+
+#[tokio::test]
+async fn the_wallets_projection_leaves_the_same_rows_whatever_batches_the_log_arrives_in() {
+    let pool = fresh_pool().await;
+    let store = Wallets::new(pool.clone());
+    let cents = |n| minor(n, Currency::EUR);
+    let (a, b) = (
+        store.open(Currency::EUR).await,
+        store.open(Currency::EUR).await,
+    );
+    let (card, declined, transfer) = (
+        PaymentId::from_uuid(Uuid::now_v7()),
+        PaymentId::from_uuid(Uuid::now_v7()),
+        PaymentId::from_uuid(Uuid::now_v7()),
+    );
+    let (paid, refused) = (
+        WithdrawalId::from_uuid(Uuid::now_v7()),
+        WithdrawalId::from_uuid(Uuid::now_v7()),
+    );
+    let staff = AccountId::from_uuid(Uuid::now_v7());
+    let now = Utc::now();
+    let top_up = |payment_id, amount, gateway| WalletCommand::InitiateTopUp {
+        payment_id,
+        amount,
+        gateway,
+        gateway_reference: Some(format!("STR-{payment_id}")),
+        occurred_at: now,
+    };
+    let complete = |payment_id, amount_received| WalletCommand::CompleteTopUp {
+        payment_id,
+        amount_received,
+        occurred_at: now,
+    };
+    let withdraw = |withdrawal_id, amount| WalletCommand::RequestWithdrawal {
+        withdrawal_id,
+        amount,
+        destination: "DE02120300000000202051".to_owned(),
+        occurred_at: now,
+    };
+    // Every wallet event kind, the two wallets interleaved, lines settled by later events.
+    let commands = [
+        (a, top_up(transfer, cents(10_000), PaymentGateway::Manual)),
+        (b, top_up(card, cents(5_000), PaymentGateway::Stripe)),
+        (a, complete(transfer, cents(9_500))),
+        (a, top_up(declined, cents(1_000), PaymentGateway::Stripe)),
+        (
+            a,
+            WalletCommand::FailTopUp {
+                payment_id: declined,
+                reason: "card_declined".to_owned(),
+                occurred_at: now,
+            },
+        ),
+        (b, complete(card, cents(5_000))),
+        (
+            a,
+            WalletCommand::Debit {
+                reference: reference_of("order:1"),
+                amount: cents(3_000),
+                reason: DebitReason::Order,
+                occurred_at: now,
+            },
+        ),
+        (
+            a,
+            WalletCommand::Refund {
+                reference: reference_of("refund:order:1"),
+                refunds_debit: Some(reference_of("order:1")),
+                amount: cents(500),
+                reason: RefundReason::Order,
+                occurred_at: now,
+            },
+        ),
+        (a, withdraw(paid, cents(2_000))),
+        (b, withdraw(refused, cents(1_000))),
+        (
+            a,
+            WalletCommand::ApproveWithdrawal {
+                withdrawal_id: paid,
+                approved_by: staff,
+                occurred_at: now,
+            },
+        ),
+        (
+            b,
+            WalletCommand::RejectWithdrawal {
+                withdrawal_id: refused,
+                reason: "the name does not match".to_owned(),
+                rejected_by: staff,
+                occurred_at: now,
+            },
+        ),
+        (
+            a,
+            WalletCommand::MarkWithdrawalPaidOut {
+                withdrawal_id: paid,
+                occurred_at: now,
+            },
+        ),
+        (
+            a,
+            WalletCommand::SetLowBalanceThreshold {
+                amount: cents(1_000),
+                occurred_at: now,
+            },
+        ),
+        (
+            a,
+            WalletCommand::SetCreditLimit {
+                amount: cents(2_500),
+                occurred_at: now,
+            },
+        ),
+        (
+            b,
+            WalletCommand::Debit {
+                reference: reference_of("vm_hour:1"),
+                amount: Money::from_micros(13_889, Currency::EUR),
+                reason: DebitReason::VmHour,
+                occurred_at: now,
+            },
+        ),
+    ];
+    for (account, command) in commands {
+        store.accept(account, command).await;
+    }
+    // Other tests share the cluster; their transactions can hold the fence back for a moment.
+    let mut log = Vec::new();
+    for _ in 0..200 {
+        log = stratus_projections::audit::global_log(&pool, FeedPosition::START, None, 100)
+            .await
+            .unwrap();
+        if log.len() == 18 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(log.len(), 18, "two openings and sixteen commands");
+
+    // The live path when commands arrive one at a time: one event per batch.
+    let one_by_one: Vec<&[StoredEvent]> = log.chunks(1).collect();
+    let expected = replay(&pool, &one_by_one).await;
+
+    assert_eq!(expected.len(), 2 + 8, "two wallets, eight lines");
+    assert_eq!(replay(&pool, &[&log]).await, expected, "one batch");
+    for split in 1..log.len() {
+        let (first, second) = log.split_at(split);
+        assert_eq!(
+            replay(&pool, &[first, second]).await,
+            expected,
+            "two batches split before event {split}"
+        );
+    }
+    let feed = Feed::new(pool.clone(), vec![Arc::new(WalletsProjection)]);
+    assert_eq!(feed.rebuild(wallets::NAME).await.unwrap(), 18);
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(wallet_tables(&mut conn).await, expected);
+    let first = wallets::get_wallet(&pool, a.as_uuid())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.balance, cents(5_000), "95 - 30 + 5 - 20");
+    assert_eq!(first.reserved, cents(0));
+    assert_eq!(first.credit_limit, cents(2_500));
+    assert_eq!(first.low_balance_threshold, cents(1_000));
+    assert_eq!(first.version, 12);
+    let second = wallets::get_wallet(&pool, b.as_uuid())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second.balance,
+        Money::from_micros(49_986_111, Currency::EUR)
+    );
+    assert_eq!((second.reserved, second.version), (cents(0), 6));
+    let line = |id: Uuid| {
+        let pool = &pool;
+        async move { wallets::get_transaction(pool, id).await.unwrap().unwrap() }
+    };
+    let transfer_line = line(transfer.as_uuid()).await;
+    assert_eq!(
+        (transfer_line.status.as_str(), transfer_line.amount),
+        ("completed", cents(9_500))
+    );
+    let declined_line = line(declined.as_uuid()).await;
+    assert_eq!(
+        declined_line.failure_reason.as_deref(),
+        Some("card_declined")
+    );
+    let paid_line = line(paid.as_uuid()).await;
+    assert_eq!(
+        (paid_line.stage.as_deref(), paid_line.decided_by),
+        (Some("paid_out"), Some(staff.as_uuid()))
+    );
+    let refused_line = line(refused.as_uuid()).await;
+    assert_eq!(
+        (refused_line.status.as_str(), refused_line.stage.as_deref()),
+        ("rejected", Some("rejected"))
+    );
 }
