@@ -90,6 +90,9 @@ pub struct Args {
     /// Use the `stratus` binary already in target/release instead of building it.
     #[arg(long)]
     pub no_build: bool,
+    /// Measure this `stratus` binary instead (for example an older build, to compare).
+    #[arg(long)]
+    pub server_binary: Option<PathBuf>,
     /// Print the statements seen running most often in pg_stat_activity during (a).
     #[arg(long)]
     pub sql_profile: bool,
@@ -137,7 +140,10 @@ fn main() -> ExitCode {
 /// The whole run. Exits 0 when every target was met, 1 when a target was missed, 2 on failure.
 async fn run(args: Args) -> BenchResult<report::Report> {
     let root = server::workspace_root();
-    let binary = server::build(&root, args.no_build).await?;
+    let binary = match &args.server_binary {
+        Some(binary) => binary.clone(),
+        None => server::build(&root, args.no_build).await?,
+    };
     let run_dir = root.join("target").join("bench").join(format!(
         "run-{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S")

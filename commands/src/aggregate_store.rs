@@ -207,7 +207,8 @@ where
     {
         let committed = {
             let _serialised = self.lock_of(aggregate_id).lock().await;
-            self.decide_and_append(aggregate_id, command, metadata).await?
+            self.decide_and_append(aggregate_id, command, metadata)
+                .await?
         };
         // Outside the aggregate's lock: the next command on it need not wait for this lookup.
         let position = match committed.last() {
