@@ -7,8 +7,8 @@
 //! matches a fresh replay.
 //!
 //! A batch of events is applied as one unit of work (`wallets/batch.rs`): the rows it touches
-//! are read once, the events applied to them in memory, and what changed is written back, in at
-//! most six statements per batch whatever its size.
+//! are read once, the events applied to them in memory, and what changed is written back: two
+//! statements per batch whatever its size.
 
 mod batch;
 

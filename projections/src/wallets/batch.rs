@@ -1,11 +1,12 @@
 //! One batch of the wallets projection as a unit of work: read the rows the batch touches, apply
 //! its events to them in memory, write back what changed.
 //!
-//! A batch costs at most six statements, however many events it holds: one `SELECT` of the
-//! `wallets` rows it names and one of the `wallet_transactions` rows its events create or update;
-//! then per table one `INSERT … SELECT FROM UNNEST(…)` of the rows the batch created and one
-//! `UPDATE … FROM UNNEST(…)` of the rows it changed. A statement with nothing to do is not sent;
-//! a batch without wallet events sends none.
+//! A batch costs two statements, however many events it holds: one `SELECT` of the `wallets` rows
+//! it names and of the `wallet_transactions` rows its events create or update (each table as a
+//! JSON array of rows), and one upsert of every row the batch created or changed, both tables in
+//! one statement with each column bound as an array (`UNNEST`). That is three round trips, as the
+//! load is planned afresh each time (see `load`). A batch without wallet events sends nothing;
+//! one that changes nothing skips the write.
 //!
 //! The result is the one applying each event on its own would give:
 //! - a wallet row appears only with `WalletOpened`; any other event on a wallet without a row
@@ -17,15 +18,16 @@
 //!   to its recording time; a line keeps the position and time of the event that created it.
 //!
 //! Rows created earlier in the batch are found in memory, which is what makes a batch that opens
-//! a wallet, starts a top-up and completes it right. The `INSERT`s keep `ON CONFLICT DO NOTHING`
-//! for a writer racing on the same rows (a rebuild and a live runner), whose batch the
-//! checkpoint check then rolls back.
+//! a wallet, starts a top-up and completes it right. The load covers the lines the batch creates
+//! too: creating a line whose id exists must leave that line alone, and only the database knows.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::Query;
+use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use stratus_domain::wallet::{Wallet, WalletEvent};
 use stratus_domain::{LedgerReference, Money};
@@ -39,75 +41,64 @@ use super::{
 use crate::feed::SubscriberError;
 use crate::stored_event::StoredEvent;
 
-const LOAD_WALLETS: &str = "SELECT account_id, currency, balance_micros, reserved_micros, \
-     credit_limit_micros, low_balance_threshold_micros, version, opened_at, updated_at \
-     FROM wallets WHERE account_id = ANY($1)";
-
-const LOAD_LINES: &str = "SELECT id, account_id, kind, status, stage, amount_micros, currency, \
-     balance_after_micros, reference, reason, refunds_reference, gateway, failure_reason, \
-     decided_by, created_position, created_at, updated_at \
-     FROM wallet_transactions WHERE id = ANY($1)";
-
-/// The columns of `wallets` as arrays, one element per row, in table order.
-macro_rules! wallet_arrays {
+/// Every column of `wallets`, in table order.
+macro_rules! wallet_columns {
     () => {
-        "UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], \
-     $5::bigint[], $6::bigint[], $7::bigint[], $8::timestamptz[], $9::timestamptz[])"
+        "account_id, currency, balance_micros, reserved_micros, credit_limit_micros, \
+         low_balance_threshold_micros, version, opened_at, updated_at"
     };
 }
 
-const INSERT_WALLETS: &str = concat!(
-    "INSERT INTO wallets (account_id, currency, balance_micros, \
-     reserved_micros, credit_limit_micros, low_balance_threshold_micros, version, opened_at, \
-     updated_at) SELECT * FROM ",
-    wallet_arrays!(),
-    " ON CONFLICT (account_id) DO NOTHING"
-);
-
-const UPDATE_WALLETS: &str = concat!(
-    "UPDATE wallets AS w SET currency = u.currency, \
-     balance_micros = u.balance_micros, reserved_micros = u.reserved_micros, \
-     credit_limit_micros = u.credit_limit_micros, \
-     low_balance_threshold_micros = u.low_balance_threshold_micros, version = u.version, \
-     opened_at = u.opened_at, updated_at = u.updated_at \
-     FROM ",
-    wallet_arrays!(),
-    " AS u(account_id, currency, balance_micros, reserved_micros, \
-     credit_limit_micros, low_balance_threshold_micros, version, opened_at, updated_at) \
-     WHERE w.account_id = u.account_id"
-);
-
-/// The columns of `wallet_transactions` as arrays, one element per row, in table order.
-macro_rules! line_arrays {
+/// Every column of `wallet_transactions`, in table order.
+macro_rules! line_columns {
     () => {
-        "UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
-     $6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], \
-     $13::text[], $14::uuid[], $15::bigint[], $16::timestamptz[], $17::timestamptz[])"
+        "id, account_id, kind, status, stage, amount_micros, currency, balance_after_micros, \
+         reference, reason, refunds_reference, gateway, failure_reason, decided_by, \
+         created_position, created_at, updated_at"
     };
 }
 
-const INSERT_LINES: &str = concat!(
-    "INSERT INTO wallet_transactions (id, account_id, kind, status, \
-     stage, amount_micros, currency, balance_after_micros, reference, reason, refunds_reference, \
-     gateway, failure_reason, decided_by, created_position, created_at, updated_at) \
-     SELECT * FROM ",
-    line_arrays!(),
-    " ON CONFLICT (id) DO NOTHING"
+/// One round trip for both tables: the wallets named by `$1` and the lines named by `$2`, each
+/// as a JSON array of rows (`[]` when none exists).
+const LOAD: &str = concat!(
+    "SELECT (SELECT COALESCE(json_agg(w), '[]') FROM (SELECT ",
+    wallet_columns!(),
+    " FROM wallets WHERE account_id = ANY($1)) w) AS wallets, \
+     (SELECT COALESCE(json_agg(l), '[]') FROM (SELECT ",
+    line_columns!(),
+    " FROM wallet_transactions WHERE id = ANY($2)) l) AS lines"
 );
 
-const UPDATE_LINES: &str = concat!(
-    "UPDATE wallet_transactions AS l SET account_id = u.account_id, \
-     kind = u.kind, status = u.status, stage = u.stage, amount_micros = u.amount_micros, \
-     currency = u.currency, balance_after_micros = u.balance_after_micros, \
-     reference = u.reference, reason = u.reason, refunds_reference = u.refunds_reference, \
-     gateway = u.gateway, failure_reason = u.failure_reason, decided_by = u.decided_by, \
-     created_position = u.created_position, created_at = u.created_at, updated_at = u.updated_at \
-     FROM ",
-    line_arrays!(),
-    " AS u(id, account_id, kind, status, stage, amount_micros, currency, \
-     balance_after_micros, reference, reason, refunds_reference, gateway, failure_reason, \
-     decided_by, created_position, created_at, updated_at) \
-     WHERE l.id = u.id"
+/// One round trip for every change of the batch, each table's columns bound as arrays: the
+/// wallets (`$1`–`$9`) and the lines (`$10`–`$26`) the batch created or changed. An upsert finds
+/// the row to change through the primary key whatever the plan, and a row the batch created
+/// meets a conflict only when another writer raced it (whose batch the checkpoint check then
+/// rolls back).
+const WRITE: &str = concat!(
+    "WITH written_wallets AS (INSERT INTO wallets (",
+    wallet_columns!(),
+    ") SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
+     $6::bigint[], $7::bigint[], $8::timestamptz[], $9::timestamptz[]) \
+     ON CONFLICT (account_id) DO UPDATE SET currency = EXCLUDED.currency, \
+     balance_micros = EXCLUDED.balance_micros, reserved_micros = EXCLUDED.reserved_micros, \
+     credit_limit_micros = EXCLUDED.credit_limit_micros, \
+     low_balance_threshold_micros = EXCLUDED.low_balance_threshold_micros, \
+     version = EXCLUDED.version, opened_at = EXCLUDED.opened_at, \
+     updated_at = EXCLUDED.updated_at) \
+     INSERT INTO wallet_transactions (",
+    line_columns!(),
+    ") SELECT * FROM UNNEST($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::text[], \
+     $15::bigint[], $16::text[], $17::bigint[], $18::text[], $19::text[], $20::text[], \
+     $21::text[], $22::text[], $23::uuid[], $24::bigint[], $25::timestamptz[], \
+     $26::timestamptz[]) \
+     ON CONFLICT (id) DO UPDATE SET account_id = EXCLUDED.account_id, kind = EXCLUDED.kind, \
+     status = EXCLUDED.status, stage = EXCLUDED.stage, amount_micros = EXCLUDED.amount_micros, \
+     currency = EXCLUDED.currency, balance_after_micros = EXCLUDED.balance_after_micros, \
+     reference = EXCLUDED.reference, reason = EXCLUDED.reason, \
+     refunds_reference = EXCLUDED.refunds_reference, gateway = EXCLUDED.gateway, \
+     failure_reason = EXCLUDED.failure_reason, decided_by = EXCLUDED.decided_by, \
+     created_position = EXCLUDED.created_position, created_at = EXCLUDED.created_at, \
+     updated_at = EXCLUDED.updated_at"
 );
 
 /// Applies the wallet events of `events` (others are skipped) as one unit of work.
@@ -184,29 +175,21 @@ async fn load(tx: &mut PgConnection, batch: &[Decoded<'_>]) -> Result<UnitOfWork
         .collect();
     line_ids.sort_unstable();
     line_ids.dedup();
-    let wallets = sqlx::query(LOAD_WALLETS)
+    // Planned afresh for every batch: a cached generic plan made while the tables were small (a
+    // rebuild into new tables) would keep scanning them whole as the rebuild fills them.
+    let row = sqlx::query(LOAD)
+        .persistent(false)
         .bind(account_ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(WalletRow::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    let lines = if line_ids.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query(LOAD_LINES)
-            .bind(line_ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(LineRow::from_row)
-            .collect::<Result<Vec<_>, _>>()?
-    };
+        .bind(line_ids)
+        .fetch_one(&mut *tx)
+        .await?;
+    let Json(wallets): Json<Vec<WalletRow>> = row.try_get("wallets")?;
+    let Json(lines): Json<Vec<LineRow>> = row.try_get("lines")?;
     Ok(UnitOfWork::new(wallets, lines))
 }
 
 /// One `wallets` row, every column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 struct WalletRow {
     account_id: Uuid,
     currency: String,
@@ -219,24 +202,8 @@ struct WalletRow {
     updated_at: DateTime<Utc>,
 }
 
-impl WalletRow {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            account_id: row.try_get("account_id")?,
-            currency: row.try_get("currency")?,
-            balance_micros: row.try_get("balance_micros")?,
-            reserved_micros: row.try_get("reserved_micros")?,
-            credit_limit_micros: row.try_get("credit_limit_micros")?,
-            low_balance_threshold_micros: row.try_get("low_balance_threshold_micros")?,
-            version: row.try_get("version")?,
-            opened_at: row.try_get("opened_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-}
-
 /// One `wallet_transactions` row, every column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 struct LineRow {
     id: Uuid,
     account_id: Uuid,
@@ -258,28 +225,6 @@ struct LineRow {
 }
 
 impl LineRow {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            account_id: row.try_get("account_id")?,
-            kind: row.try_get("kind")?,
-            status: row.try_get("status")?,
-            stage: row.try_get("stage")?,
-            amount_micros: row.try_get("amount_micros")?,
-            currency: row.try_get("currency")?,
-            balance_after_micros: row.try_get("balance_after_micros")?,
-            reference: row.try_get("reference")?,
-            reason: row.try_get("reason")?,
-            refunds_reference: row.try_get("refunds_reference")?,
-            gateway: row.try_get("gateway")?,
-            failure_reason: row.try_get("failure_reason")?,
-            decided_by: row.try_get("decided_by")?,
-            created_position: row.try_get("created_position")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-
     /// A line created by `stored`, before any update.
     fn created(stored: &StoredEvent, account_id: Uuid, id: Uuid, new: NewLine) -> Self {
         Self {
@@ -325,24 +270,8 @@ struct Rows<T> {
 
 struct Entry<T> {
     row: T,
-    state: State,
-}
-
-/// Where a row stands against the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Read from the table and unchanged so far.
-    Loaded,
-    /// Read from the table and changed.
-    Updated,
-    /// Not in the table: created by an event of the batch.
-    Created,
-}
-
-/// The rows to write, each list in key order (concurrent writers then lock rows in one order).
-struct Changes<T> {
-    created: Vec<T>,
-    updated: Vec<T>,
+    /// Created or updated by the batch.
+    changed: bool,
 }
 
 impl<T> Rows<T> {
@@ -352,7 +281,7 @@ impl<T> Rows<T> {
             .map(|(key, row)| {
                 let entry = Entry {
                     row,
-                    state: State::Loaded,
+                    changed: false,
                 };
                 (key, entry)
             })
@@ -364,35 +293,27 @@ impl<T> Rows<T> {
     fn insert_if_absent(&mut self, key: Uuid, row: impl FnOnce() -> T) {
         self.rows.entry(key).or_insert_with(|| Entry {
             row: row(),
-            state: State::Created,
+            changed: true,
         });
     }
 
     /// `UPDATE … WHERE key = $1`: changes the row if there is one, and says what `change` returned.
     fn update<R>(&mut self, key: Uuid, change: impl FnOnce(&mut T) -> R) -> Option<R> {
         let entry = self.rows.get_mut(&key)?;
-        if entry.state == State::Loaded {
-            entry.state = State::Updated;
-        }
+        entry.changed = true;
         Some(change(&mut entry.row))
     }
 
-    fn into_changes(self) -> Changes<T> {
-        let mut created = Vec::new();
-        let mut updated = Vec::new();
-        for (key, entry) in self.rows {
-            match entry.state {
-                State::Loaded => {}
-                State::Updated => updated.push((key, entry.row)),
-                State::Created => created.push((key, entry.row)),
-            }
-        }
-        created.sort_unstable_by_key(|(key, _)| *key);
-        updated.sort_unstable_by_key(|(key, _)| *key);
-        Changes {
-            created: created.into_iter().map(|(_, row)| row).collect(),
-            updated: updated.into_iter().map(|(_, row)| row).collect(),
-        }
+    /// The rows created or updated, in key order (concurrent writers then lock rows in one order).
+    fn into_changed(self) -> Vec<T> {
+        let mut changed: Vec<(Uuid, T)> = self
+            .rows
+            .into_iter()
+            .filter(|(_, entry)| entry.changed)
+            .map(|(key, entry)| (key, entry.row))
+            .collect();
+        changed.sort_unstable_by_key(|(key, _)| *key);
+        changed.into_iter().map(|(_, row)| row).collect()
     }
 }
 
@@ -657,28 +578,23 @@ impl UnitOfWork {
         }
     }
 
-    /// Writes the changed rows back: the created ones with one `INSERT` per table, the updated
-    /// ones with one `UPDATE` per table.
+    /// Writes the changed rows back in one statement.
     async fn write(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let wallets = self.wallets.into_changes();
-        let lines = self.lines.into_changes();
-        write_wallets(tx, INSERT_WALLETS, wallets.created).await?;
-        write_wallets(tx, UPDATE_WALLETS, wallets.updated).await?;
-        write_lines(tx, INSERT_LINES, lines.created).await?;
-        write_lines(tx, UPDATE_LINES, lines.updated).await?;
+        let wallets = self.wallets.into_changed();
+        let lines = self.lines.into_changed();
+        if wallets.is_empty() && lines.is_empty() {
+            return Ok(());
+        }
+        let query = bind_wallets(sqlx::query(WRITE), wallets);
+        bind_lines(query, lines).execute(&mut *tx).await?;
         Ok(())
     }
 }
 
-/// Runs `sql` (an `INSERT` or `UPDATE` over `wallet_arrays!`) with `rows` bound column by column.
-async fn write_wallets(
-    tx: &mut PgConnection,
-    sql: &'static str,
-    rows: Vec<WalletRow>,
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
+type Statement<'q> = Query<'q, Postgres, PgArguments>;
+
+/// Binds `rows` as the nine column arrays of `wallets`.
+fn bind_wallets(query: Statement<'_>, rows: Vec<WalletRow>) -> Statement<'_> {
     let n = rows.len();
     let mut account_id = Vec::with_capacity(n);
     let mut currency = Vec::with_capacity(n);
@@ -700,7 +616,7 @@ async fn write_wallets(
         opened_at.push(w.opened_at);
         updated_at.push(w.updated_at);
     }
-    sqlx::query(sql)
+    query
         .bind(account_id)
         .bind(currency)
         .bind(balance)
@@ -710,20 +626,10 @@ async fn write_wallets(
         .bind(version)
         .bind(opened_at)
         .bind(updated_at)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
-/// Runs `sql` (an `INSERT` or `UPDATE` over `line_arrays!`) with `rows` bound column by column.
-async fn write_lines(
-    tx: &mut PgConnection,
-    sql: &'static str,
-    rows: Vec<LineRow>,
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
+/// Binds `rows` as the seventeen column arrays of `wallet_transactions`.
+fn bind_lines(query: Statement<'_>, rows: Vec<LineRow>) -> Statement<'_> {
     let n = rows.len();
     let mut id = Vec::with_capacity(n);
     let mut account_id = Vec::with_capacity(n);
@@ -761,7 +667,7 @@ async fn write_lines(
         created_at.push(l.created_at);
         updated_at.push(l.updated_at);
     }
-    sqlx::query(sql)
+    query
         .bind(id)
         .bind(account_id)
         .bind(kind)
@@ -779,9 +685,6 @@ async fn write_lines(
         .bind(created_position)
         .bind(created_at)
         .bind(updated_at)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -839,12 +742,12 @@ mod tests {
         wallets: Vec<WalletRow>,
         lines: Vec<LineRow>,
         events: &[StoredEvent],
-    ) -> Result<(Changes<WalletRow>, Changes<LineRow>), SubscriberError> {
+    ) -> Result<(Vec<WalletRow>, Vec<LineRow>), SubscriberError> {
         let mut work = UnitOfWork::new(wallets, lines);
         for event in decode(events)? {
             work.apply(event)?;
         }
-        Ok((work.wallets.into_changes(), work.lines.into_changes()))
+        Ok((work.wallets.into_changed(), work.lines.into_changed()))
     }
 
     fn existing_wallet(reserved_micros: i64) -> WalletRow {
@@ -912,15 +815,14 @@ mod tests {
 
         let (wallets, lines) = run(vec![], vec![], &events).unwrap();
 
-        assert!(wallets.updated.is_empty() && lines.updated.is_empty());
-        let wallet = &wallets.created[..];
+        let wallet = &wallets[..];
         assert_eq!(wallet.len(), 1);
         assert_eq!(wallet[0].balance_micros, 24_500_000);
         assert_eq!(wallet[0].version, 3);
         assert_eq!(wallet[0].opened_at, time(0));
         assert_eq!(wallet[0].updated_at, time(3));
         assert_eq!(
-            lines.created,
+            lines,
             vec![LineRow {
                 id: payment.as_uuid(),
                 account_id: account(),
@@ -968,11 +870,11 @@ mod tests {
 
         let (wallets, lines) = run(vec![], vec![], &events).unwrap();
 
-        assert_eq!(wallets.created.len(), 1);
-        let wallet = &wallets.created[0];
+        assert_eq!(wallets.len(), 1);
+        let wallet = &wallets[0];
         assert_eq!((wallet.balance_micros, wallet.credit_limit_micros), (0, 0));
         assert_eq!((wallet.version, wallet.updated_at), (3, time(0)));
-        assert!(lines.created.is_empty() && lines.updated.is_empty());
+        assert!(lines.is_empty());
     }
 
     #[test]
@@ -1002,9 +904,8 @@ mod tests {
 
         let (wallets, lines) = run(vec![existing_wallet(0)], vec![taken], &events).unwrap();
 
-        assert!(wallets.created.is_empty());
         assert_eq!(
-            wallets.updated,
+            wallets,
             vec![WalletRow {
                 balance_micros: 39_000_000,
                 version: 6,
@@ -1012,7 +913,7 @@ mod tests {
                 ..existing_wallet(0)
             }]
         );
-        assert!(lines.created.is_empty() && lines.updated.is_empty());
+        assert!(lines.is_empty(), "the line that exists stays as it was");
     }
 
     #[test]
@@ -1030,12 +931,11 @@ mod tests {
 
         let (wallets, lines) = run(vec![existing_wallet(5_000_000)], loaded, &events).unwrap();
 
-        assert_eq!(wallets.updated.len(), 1);
-        assert_eq!(wallets.updated[0].reserved_micros, 0);
-        assert_eq!(wallets.updated[0].version, 6);
-        assert!(lines.created.is_empty());
-        assert_eq!(lines.updated.len(), 1);
-        let line = &lines.updated[0];
+        assert_eq!(wallets.len(), 1);
+        assert_eq!(wallets[0].reserved_micros, 0);
+        assert_eq!(wallets[0].version, 6);
+        assert_eq!(lines.len(), 1, "no line for the unknown withdrawal");
+        let line = &lines[0];
         assert_eq!(line.id, held.as_uuid());
         assert_eq!(line.status, STATUS_REJECTED);
         assert_eq!(line.stage.as_deref(), Some(STAGE_REJECTED));
@@ -1072,12 +972,12 @@ mod tests {
 
         let (wallets, lines) = run(vec![existing_wallet(1_000_000)], vec![], &events).unwrap();
 
-        let wallet = &wallets.updated[0];
+        let wallet = &wallets[0];
         assert_eq!(
             (wallet.reserved_micros, wallet.balance_micros),
             (1_000_000, 38_000_000)
         );
-        let line = &lines.created[0];
+        let line = &lines[0];
         assert_eq!(line.status, STATUS_COMPLETED);
         assert_eq!(line.stage.as_deref(), Some(STAGE_PAID_OUT));
         assert_eq!(line.balance_after_micros, Some(38_000_000));
