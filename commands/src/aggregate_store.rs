@@ -452,12 +452,27 @@ where
     /// Writes the aggregate's state as its snapshot. A failure only costs a longer replay later,
     /// so it is logged and the command's answer stands.
     async fn snapshot(&self, aggregate_id: &str, loaded: &mut Loaded<A>) {
-        let written = async {
-            let state = serde_json::to_value(&loaded.aggregate).map_err(sqlx::Error::decode)?;
-            let sequence = i64::try_from(loaded.sequence).map_err(sqlx::Error::decode)?;
-            sqlx::query(
+        // Serialised here, under the aggregate's lock; written on its own task, so the command
+        // that crossed the threshold does not wait for a large state to reach the database.
+        let state = match serde_json::to_string(&loaded.aggregate) {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::warn!(aggregate = A::TYPE, aggregate_id, error = %err, "snapshot not serialised");
+                return;
+            }
+        };
+        let Ok(sequence) = i64::try_from(loaded.sequence) else {
+            return;
+        };
+        // Counted as taken: if the write fails, the next one comes 100 events later and a cold
+        // load replays a little more meanwhile.
+        loaded.snapshot = loaded.sequence;
+        let pool = self.pool.clone();
+        let aggregate_id = aggregate_id.to_owned();
+        tokio::spawn(async move {
+            let written = sqlx::query(
                 "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, schema, state) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                 VALUES ($1, $2, $3, $4, $5::jsonb) \
                  ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
                  SET sequence = EXCLUDED.sequence, schema = EXCLUDED.schema, state = EXCLUDED.state, \
                      taken_at = now() \
@@ -465,19 +480,16 @@ where
                     OR aggregate_snapshots.schema <> EXCLUDED.schema",
             )
             .bind(A::TYPE)
-            .bind(aggregate_id)
+            .bind(&aggregate_id)
             .bind(sequence)
             .bind(SNAPSHOT_SCHEMA)
             .bind(state)
-            .execute(&self.pool)
-            .await
-        };
-        match written.await {
-            Ok(_) => loaded.snapshot = loaded.sequence,
-            Err(err) => {
+            .execute(&pool)
+            .await;
+            if let Err(err) = written {
                 tracing::warn!(aggregate = A::TYPE, aggregate_id, error = %err, "snapshot not written");
             }
-        }
+        });
     }
 
     async fn position_of(

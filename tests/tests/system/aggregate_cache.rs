@@ -33,6 +33,26 @@ fn debit(micros: i64) -> WalletCommand {
     }
 }
 
+/// The snapshot of a wallet once its (asynchronous) write has landed at `sequence` or later.
+async fn snapshot_at(pool: &sqlx::PgPool, account: AccountId, sequence: usize) -> (i64, String) {
+    for _ in 0..500 {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT sequence, schema FROM aggregate_snapshots WHERE aggregate_type = 'wallet' AND aggregate_id = $1",
+        )
+        .bind(account.to_string())
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some(row) = row {
+            if row.0 >= i64::try_from(sequence).unwrap() {
+                return row;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no snapshot of {account} at {sequence}");
+}
+
 async fn balance(wallets: &Wallets, account: AccountId) -> Money {
     wallets.replayed(account).await.balance().unwrap()
 }
@@ -105,13 +125,7 @@ async fn a_long_stream_is_snapshotted_and_a_cold_store_loads_the_same_state() {
     for _ in 2..commands {
         writer.accept(account, credit(1_000_000)).await;
     }
-    let (sequence, schema): (i64, String) = sqlx::query_as(
-        "SELECT sequence, schema FROM aggregate_snapshots WHERE aggregate_type = 'wallet' AND aggregate_id = $1",
-    )
-    .bind(account.to_string())
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (sequence, schema) = snapshot_at(&pool, account, SNAPSHOT_EVERY_EVENTS * 2).await;
     assert_eq!(sequence, i64::try_from(SNAPSHOT_EVERY_EVENTS * 2).unwrap());
     assert_eq!(schema, SNAPSHOT_SCHEMA);
 
@@ -157,6 +171,7 @@ async fn a_snapshot_of_another_build_or_one_that_does_not_decode_is_ignored() {
     for _ in 0..SNAPSHOT_EVERY_EVENTS {
         writer.accept(account, credit(1_000_000)).await;
     }
+    snapshot_at(&pool, account, SNAPSHOT_EVERY_EVENTS).await;
     let empty_wallet = serde_json::to_value(Wallet::default()).unwrap();
     // A snapshot from other domain code claims an empty wallet: it must not be believed.
     sqlx::query(
