@@ -173,16 +173,30 @@ fn adjustment(amount: &str) -> Value {
 
 // ---- transactions -------------------------------------------------------------------------
 
-async fn wallet_command(user: &mut GooseUser) -> TransactionResult {
+/// Which wallet an adjustment goes to.
+#[derive(Clone, Copy)]
+enum Target {
+    /// A random one of the seeded wallets.
+    Any,
+    /// The hot wallet (also the long stream of (f)).
+    Hot,
+}
+
+/// One staff credit of 1.00 with a unique reference, recorded under `name`.
+async fn adjust(user: &mut GooseUser, name: &'static str, target: Target) -> TransactionResult {
     let Some(ctx) = context() else { return Ok(()) };
-    let Some(wallet) = ctx.wallets.choose(&mut rand::thread_rng()).copied() else {
-        return Ok(());
+    let wallet = match target {
+        Target::Hot => ctx.hot,
+        Target::Any => match ctx.wallets.choose(&mut rand::thread_rng()) {
+            Some(wallet) => *wallet,
+            None => return Ok(()),
+        },
     };
     let path = format!("/api/v1/admin/wallets/{wallet}/adjustments");
     let body = adjustment("1.00");
     call(
         user,
-        "POST adjustment",
+        name,
         GooseMethod::Post,
         &path,
         Some(&ctx.admin),
@@ -191,60 +205,22 @@ async fn wallet_command(user: &mut GooseUser) -> TransactionResult {
     )
     .await;
     Ok(())
+}
+
+async fn wallet_command(user: &mut GooseUser) -> TransactionResult {
+    adjust(user, "POST adjustment", Target::Any).await
 }
 
 async fn hot_wallet_command(user: &mut GooseUser) -> TransactionResult {
-    let Some(ctx) = context() else { return Ok(()) };
-    let path = format!("/api/v1/admin/wallets/{}/adjustments", ctx.hot);
-    let body = adjustment("1.00");
-    call(
-        user,
-        "POST adjustment (hot)",
-        GooseMethod::Post,
-        &path,
-        Some(&ctx.admin),
-        Some(&body),
-        200,
-    )
-    .await;
-    Ok(())
+    adjust(user, "POST adjustment (hot)", Target::Hot).await
 }
 
 async fn long_stream_command(user: &mut GooseUser) -> TransactionResult {
-    let Some(ctx) = context() else { return Ok(()) };
-    let path = format!("/api/v1/admin/wallets/{}/adjustments", ctx.hot);
-    let body = adjustment("1.00");
-    call(
-        user,
-        "POST adjustment (long stream)",
-        GooseMethod::Post,
-        &path,
-        Some(&ctx.admin),
-        Some(&body),
-        200,
-    )
-    .await;
-    Ok(())
+    adjust(user, "POST adjustment (long stream)", Target::Hot).await
 }
 
 async fn fresh_stream_command(user: &mut GooseUser) -> TransactionResult {
-    let Some(ctx) = context() else { return Ok(()) };
-    let Some(wallet) = ctx.wallets.choose(&mut rand::thread_rng()).copied() else {
-        return Ok(());
-    };
-    let path = format!("/api/v1/admin/wallets/{wallet}/adjustments");
-    let body = adjustment("1.00");
-    call(
-        user,
-        "POST adjustment (fresh stream)",
-        GooseMethod::Post,
-        &path,
-        Some(&ctx.admin),
-        Some(&body),
-        200,
-    )
-    .await;
-    Ok(())
+    adjust(user, "POST adjustment (fresh stream)", Target::Any).await
 }
 
 fn some_customer(ctx: &Context) -> Option<&Customer> {
