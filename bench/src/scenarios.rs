@@ -665,7 +665,12 @@ pub async fn run_all(
         if let Some(profiler) = profiler {
             profiler.finish().await?;
         }
-        let mut figures = load_figures('a', "wallet commands, 10,000 wallets", users, measured);
+        let mut figures = load_figures(
+            'a',
+            &format!("wallet commands, {} wallets", args.wallets),
+            users,
+            measured,
+        );
         figures.projection_lag = Some(lag.finish().await?);
         report.loads.push(figures);
     }
@@ -717,7 +722,7 @@ pub async fn run_all(
         .await?;
         report.loads.push(load_figures(
             'f',
-            "command on a 10,000-event stream",
+            &format!("command on a stream of ≥ {} events", args.long_stream),
             1,
             long,
         ));
