@@ -28,7 +28,7 @@ use crate::extract::{Caller, Json};
 use crate::idempotency::{IdempotencyKeyHeader, Idempotent};
 use crate::routes::admin_accounts::one_of;
 use crate::routes::audit::page_limit;
-use crate::state::AppState;
+use crate::state::{AppState, Consistency};
 
 /// The read models wallet commands wait for before answering.
 pub(crate) const READS: &[&str] = &[wallet_model::NAME];
@@ -199,7 +199,7 @@ pub(crate) async fn run_wallet(
     account_id: AccountId,
     command: WalletCommand,
     metadata: stratus_commands::CommandMetadata,
-) -> Result<crate::state::Consistency, ApiError> {
+) -> Result<Consistency, ApiError> {
     let worker = state.clone();
     let appended =
         detached(async move { worker.wallets.execute(account_id, command, &metadata).await })
@@ -686,17 +686,27 @@ pub async fn webhook(
         SettleError::Wallet(e) => command_error(e),
         SettleError::Database(e) => ApiError::internal(&e),
     })?;
-    let (outcome, payment_id) = match outcome {
-        WebhookOutcome::Credited { payment_id } => ("credited", Some(payment_id)),
-        WebhookOutcome::Failed { payment_id } => ("failed", Some(payment_id)),
-        WebhookOutcome::AlreadyApplied { payment_id } => ("already_applied", Some(payment_id)),
+    let (outcome, payment_id, changed) = match outcome {
+        WebhookOutcome::Credited { payment_id } => ("credited", Some(payment_id), true),
+        WebhookOutcome::Failed { payment_id } => ("failed", Some(payment_id), true),
+        WebhookOutcome::AlreadyApplied { payment_id } => {
+            ("already_applied", Some(payment_id), false)
+        }
         WebhookOutcome::Ignored(why) => {
             tracing::debug!(why, "ignored a webhook event");
-            ("ignored", None)
+            ("ignored", None, false)
         }
     };
-    Ok(HttpResponse::Ok().json(WebhookReceipt {
+    // Like every command route: answer once the wallet read model shows what the delivery did
+    // (the settlement does not hand back its position, so wait for the head of the log).
+    let consistency = if changed {
+        let head = state.feed.head().await?;
+        state.read_your_writes(Some(head), READS).await?
+    } else {
+        Consistency::CaughtUp
+    };
+    Ok(consistency.mark(HttpResponse::Ok().json(WebhookReceipt {
         outcome,
         payment_id: payment_id.map(|p| p.as_uuid()),
-    }))
+    })))
 }
