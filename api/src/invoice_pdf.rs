@@ -98,10 +98,11 @@ impl Pages {
             .end_text();
     }
 
-    /// Courier text whose right edge is at `right`.
-    fn amount(&mut self, right: f32, text: &str) {
+    /// Courier text (already formatted: amounts are rendered from integer micro-units before
+    /// they get here) whose right edge is `right_edge_pt` points from the page's left edge.
+    fn right_aligned(&mut self, right_edge_pt: f32, text: &str) {
         let width = COURIER_ADVANCE * TEXT_SIZE * text.chars().count() as f32;
-        self.text(FONT_MONO, TEXT_SIZE, right - width, text);
+        self.text(FONT_MONO, TEXT_SIZE, right_edge_pt - width, text);
     }
 
     fn rule(&mut self) {
@@ -118,12 +119,13 @@ impl Pages {
     }
 }
 
+/// Page coordinates are PDF points (f32, as pdf-writer takes them); no money is ever a float here.
 /// Right edge of the amount column.
-const AMOUNT_RIGHT: f32 = PAGE_WIDTH - MARGIN;
+const AMOUNT_COLUMN_EDGE_PT: f32 = PAGE_WIDTH - MARGIN;
 /// Right edge of the unit price column.
-const UNIT_PRICE_RIGHT: f32 = AMOUNT_RIGHT - 110.0;
+const UNIT_PRICE_COLUMN_EDGE_PT: f32 = AMOUNT_COLUMN_EDGE_PT - 110.0;
 /// Right edge of the quantity column.
-const QUANTITY_RIGHT: f32 = UNIT_PRICE_RIGHT - 120.0;
+const QUANTITY_COLUMN_EDGE_PT: f32 = UNIT_PRICE_COLUMN_EDGE_PT - 120.0;
 /// Left edge of the right-hand block of the header.
 const HEADER_RIGHT_X: f32 = 340.0;
 
@@ -205,9 +207,14 @@ fn header(pages: &mut Pages, invoice: &InvoiceView, seller: &Seller<'_>) {
 fn lines(pages: &mut Pages, invoice: &InvoiceView) {
     pages.room_for(3.0 * LEADING);
     pages.text(FONT_BOLD, TEXT_SIZE, MARGIN, "Description");
-    pages.text(FONT_BOLD, TEXT_SIZE, QUANTITY_RIGHT - 20.0, "Qty");
-    pages.text(FONT_BOLD, TEXT_SIZE, UNIT_PRICE_RIGHT - 50.0, "Unit price");
-    pages.text(FONT_BOLD, TEXT_SIZE, AMOUNT_RIGHT - 40.0, "Amount");
+    pages.text(FONT_BOLD, TEXT_SIZE, QUANTITY_COLUMN_EDGE_PT - 20.0, "Qty");
+    pages.text(
+        FONT_BOLD,
+        TEXT_SIZE,
+        UNIT_PRICE_COLUMN_EDGE_PT - 50.0,
+        "Unit price",
+    );
+    pages.text(FONT_BOLD, TEXT_SIZE, AMOUNT_COLUMN_EDGE_PT - 40.0, "Amount");
     pages.down(5.0);
     pages.rule();
     pages.down(LEADING);
@@ -219,9 +226,9 @@ fn lines(pages: &mut Pages, invoice: &InvoiceView) {
             MARGIN,
             &clip(&line.description, DESCRIPTION_MAX_CHARS),
         );
-        pages.amount(QUANTITY_RIGHT, &line.quantity.to_string());
-        pages.amount(UNIT_PRICE_RIGHT, &exact(line.unit_price));
-        pages.amount(AMOUNT_RIGHT, &minor(line.amount));
+        pages.right_aligned(QUANTITY_COLUMN_EDGE_PT, &line.quantity.to_string());
+        pages.right_aligned(UNIT_PRICE_COLUMN_EDGE_PT, &exact(line.unit_price));
+        pages.right_aligned(AMOUNT_COLUMN_EDGE_PT, &minor(line.amount));
         pages.down(LEADING);
     }
     pages.down(-LEADING + 5.0);
@@ -230,7 +237,7 @@ fn lines(pages: &mut Pages, invoice: &InvoiceView) {
 }
 
 fn totals(pages: &mut Pages, invoice: &InvoiceView) {
-    let label_x = UNIT_PRICE_RIGHT - 120.0;
+    let label_x = UNIT_PRICE_COLUMN_EDGE_PT - 120.0;
     let discount = match &invoice.discount_code {
         Some(code) => format!("Discount ({})", clip(code, 24)),
         None => "Discount".to_owned(),
@@ -249,13 +256,13 @@ fn totals(pages: &mut Pages, invoice: &InvoiceView) {
     for (label, amount) in rows {
         pages.room_for(LEADING);
         pages.text(FONT_TEXT, TEXT_SIZE, label_x, &label);
-        pages.amount(AMOUNT_RIGHT, &minor(amount));
+        pages.right_aligned(AMOUNT_COLUMN_EDGE_PT, &minor(amount));
         pages.down(LEADING);
     }
     pages.room_for(LEADING + 4.0);
     pages.down(4.0);
     pages.text(FONT_BOLD, 12.0, label_x, "Total");
-    pages.amount(AMOUNT_RIGHT, &minor(invoice.total));
+    pages.right_aligned(AMOUNT_COLUMN_EDGE_PT, &minor(invoice.total));
     pages.down(2.0 * LEADING);
 }
 

@@ -695,7 +695,7 @@ pub async fn run_all(
         ));
     }
     if args.runs('f') {
-        fill_stream(args, &base, ctx_hot).await?;
+        fill_stream(args, database_url, ctx_hot).await?;
         progress("(f) one client: commands on the long stream");
         let long = attack(
             args,
@@ -904,20 +904,25 @@ async fn order_body(client: &reqwest::Client, api: &str) -> BenchResult<Value> {
 }
 
 /// Brings the hot wallet's stream to `args.long_stream` events (setup for (f), not measured).
-async fn fill_stream(args: &Args, base: &str, wallet: Uuid) -> BenchResult<()> {
+async fn fill_stream(args: &Args, database_url: &str, wallet: Uuid) -> BenchResult<()> {
     let Some(ctx) = context() else {
         return Err(BenchError::failed("no context"));
     };
-    let client = reqwest::Client::new();
-    let pool_url = ctx.api.clone();
-    let count_path = format!("{pool_url}/admin/wallets/{wallet}");
-    let current = expect(client.get(&count_path).bearer_auth(&ctx.admin), 200).await?;
-    let version = current["version"].as_u64().unwrap_or(0);
-    let missing = args.long_stream.saturating_sub(version);
+    let pool = sqlx::PgPool::connect(database_url).await?;
+    let length: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'wallet' AND aggregate_id = $1",
+    )
+    .bind(wallet.to_string())
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    let length = u64::try_from(length).unwrap_or(0);
+    let missing = args.long_stream.saturating_sub(length);
     progress(&format!(
-        "(f) filling the long stream: {version} events, adding {missing}"
+        "(f) filling the long stream: {length} events, adding {missing}"
     ));
-    let path = format!("{base}/api/v1/admin/wallets/{wallet}/adjustments");
+    let client = reqwest::Client::new();
+    let path = format!("{}/admin/wallets/{wallet}/adjustments", ctx.api);
     let results: Vec<BenchResult<Value>> = stream::iter(0..missing)
         .map(|_| {
             expect(

@@ -178,14 +178,6 @@ where
         self
     }
 
-    /// Changes how many aggregates are kept in memory (0: none, every command loads).
-    pub fn with_cache_capacity(self, capacity: usize) -> Self {
-        Self {
-            cache: Mutex::new(AggregateCache::new(capacity)),
-            ..self
-        }
-    }
-
     fn cache(&self) -> std::sync::MutexGuard<'_, AggregateCache<A>> {
         // The cache holds no invariant a panic could break halfway: keep using it.
         self.cache
