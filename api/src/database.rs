@@ -13,6 +13,12 @@ use crate::settings::{Secret, Settings};
 pub const PRIVATE_DATABASE: &str = "stratus";
 /// How long a request waits for a pooled connection before failing.
 pub const POOL_ACQUIRE_TIMEOUT_MS: u64 = 5_000;
+/// A pooled connection idle for longer than this is pinged before it is handed out. sqlx pings on
+/// every acquire by default: one more round trip for every statement a request runs on the pool,
+/// which measured as the largest share of the database's CPU under load (docs/benchmarks.md).
+/// A connection in steady use is known to work; one that sat idle may have been cut (a restart,
+/// a firewall's idle timeout), and that is where the ping pays for itself.
+pub const POOL_PING_AFTER_IDLE_MS: u64 = 30_000;
 
 /// Failures while opening the database.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +122,15 @@ pub async fn connect(url: &Secret, max_connections: u32) -> Result<PgPool, Datab
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_millis(POOL_ACQUIRE_TIMEOUT_MS))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_millis(POOL_PING_AFTER_IDLE_MS) {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?;
     Ok(pool)

@@ -92,7 +92,6 @@ impl AppState {
         let Some(position) = position else {
             return Ok(Consistency::CaughtUp);
         };
-        self.feed.wake();
         let caught_up = self
             .feed
             .wait_for(

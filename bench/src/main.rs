@@ -93,7 +93,8 @@ pub struct Args {
     /// Measure this `stratus` binary instead (for example an older build, to compare).
     #[arg(long)]
     pub server_binary: Option<PathBuf>,
-    /// Print the statements seen running most often in pg_stat_activity during (a).
+    /// During (a), (b) and (c): print the statements seen running most often in pg_stat_activity,
+    /// and the statements that took the most time by pg_stat_statements.
     #[arg(long)]
     pub sql_profile: bool,
     /// Keep the run's cluster directory (for looking at the database afterwards).
@@ -150,7 +151,7 @@ async fn run(args: Args) -> BenchResult<report::Report> {
     ));
     std::fs::create_dir_all(&run_dir)?;
     progress(&format!("run directory {}", run_dir.display()));
-    let cluster = server::Cluster::start(&run_dir).await?;
+    let cluster = server::Cluster::start(&run_dir, args.sql_profile).await?;
     let outcome = measure(&args, &binary, &run_dir, &cluster).await;
     cluster.stop(args.keep).await;
     if !args.keep {

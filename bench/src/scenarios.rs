@@ -646,11 +646,7 @@ pub async fn run_all(
     if args.runs('a') {
         progress("(a) wallet commands over every seeded wallet");
         let lag = LagSampler::start(database_url, args.warmup(), args.measured()).await?;
-        let profiler = if args.sql_profile {
-            Some(SqlProfiler::start(database_url, args.warmup() + args.measured()).await?)
-        } else {
-            None
-        };
+        let profiler = SqlProfiler::when_asked(args, database_url).await?;
         let measured = attack(
             args,
             &monitor,
@@ -662,9 +658,7 @@ pub async fn run_all(
             users,
         )
         .await?;
-        if let Some(profiler) = profiler {
-            profiler.finish().await?;
-        }
+        SqlProfiler::finish_if_started(profiler).await?;
         let mut figures = load_figures(
             'a',
             &format!("wallet commands, {} wallets", args.wallets),
@@ -676,6 +670,7 @@ pub async fn run_all(
     }
     if args.runs('b') {
         progress("(b) wallet commands on one hot wallet");
+        let profiler = SqlProfiler::when_asked(args, database_url).await?;
         let measured = attack(
             args,
             &monitor,
@@ -687,6 +682,7 @@ pub async fn run_all(
             users,
         )
         .await?;
+        SqlProfiler::finish_if_started(profiler).await?;
         report.loads.push(load_figures(
             'b',
             "wallet commands, one hot wallet",
@@ -743,7 +739,9 @@ pub async fn run_all(
     };
     if args.runs('c') {
         progress("(c) GETs of read models");
+        let profiler = SqlProfiler::when_asked(args, database_url).await?;
         let measured = attack(args, &monitor, &base, vec![readers()], users).await?;
+        SqlProfiler::finish_if_started(profiler).await?;
         report
             .loads
             .push(load_figures('c', "read-model GETs", users, measured));
@@ -941,17 +939,41 @@ async fn fill_stream(args: &Args, database_url: &str, wallet: Uuid) -> BenchResu
 }
 
 /// With `--sql-profile`: samples `pg_stat_activity` every 5 ms during a scenario and prints the
-/// statements (and what they waited on) that were seen running most often: where the database's
+/// statements (and what they waited on) that were seen running most often, then the statements
+/// that took the most time by `pg_stat_statements` with their call counts: where the database's
 /// time goes.
 struct SqlProfiler {
     task: tokio::task::JoinHandle<BenchResult<HashMap<String, u64>>>,
 }
 
 impl SqlProfiler {
+    /// A profiler over the scenario about to run, when `--sql-profile` asks for one.
+    async fn when_asked(args: &Args, database_url: &str) -> BenchResult<Option<Self>> {
+        if !args.sql_profile {
+            return Ok(None);
+        }
+        Ok(Some(
+            Self::start(database_url, args.warmup() + args.measured()).await?,
+        ))
+    }
+
+    async fn finish_if_started(profiler: Option<Self>) -> BenchResult<()> {
+        match profiler {
+            Some(profiler) => profiler.finish().await,
+            None => Ok(()),
+        }
+    }
+
     async fn start(database_url: &str, measured: Duration) -> BenchResult<Self> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .connect(database_url)
+            .await?;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&pool)
+            .await?;
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&pool)
             .await?;
         let task = tokio::spawn(async move {
             let mut seen: HashMap<String, u64> = HashMap::new();
@@ -971,6 +993,20 @@ impl SqlProfiler {
                     *seen.entry(line).or_insert(0) += 1;
                 }
             }
+            let statements: Vec<(String, i64, f64)> = sqlx::query_as(
+                "SELECT regexp_replace(left(query, 110), '\\s+', ' ', 'g'), calls, total_exec_time \
+                 FROM pg_stat_statements \
+                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 ORDER BY total_exec_time DESC LIMIT 25",
+            )
+            .fetch_all(&pool)
+            .await?;
+            for (query, calls, total_ms) in statements {
+                seen.insert(
+                    format!("[statements] {calls:>8} calls {total_ms:>9.0} ms  {query}"),
+                    total_ms.max(0.0) as u64,
+                );
+            }
             pool.close().await;
             Ok(seen)
         });
@@ -982,10 +1018,17 @@ impl SqlProfiler {
             .task
             .await
             .map_err(|e| BenchError::failed(format!("sql profiler: {e}")))??;
-        let mut lines: Vec<(String, u64)> = seen.into_iter().collect();
+        type Counted = Vec<(String, u64)>;
+        let (mut statements, mut lines): (Counted, Counted) = seen
+            .into_iter()
+            .partition(|(line, _)| line.starts_with("[statements]"));
         lines.sort_by_key(|line| std::cmp::Reverse(line.1));
         for (line, count) in lines.into_iter().take(25) {
             progress(&format!("sql {count:>6}  {line}"));
+        }
+        statements.sort_by_key(|line| std::cmp::Reverse(line.1));
+        for (line, _) in statements {
+            progress(&format!("sql {line}"));
         }
         Ok(())
     }

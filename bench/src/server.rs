@@ -68,16 +68,33 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub async fn start(run_dir: &Path) -> BenchResult<Self> {
+    /// Starts the cluster; with `statement_statistics` it loads `pg_stat_statements` (a restart,
+    /// since the library must be preloaded) for `--sql-profile`.
+    pub async fn start(run_dir: &Path, statement_statistics: bool) -> BenchResult<Self> {
         let data_dir = run_dir.join("postgres");
         let options = ClusterOptions {
             data_dir: data_dir.clone(),
             ephemeral: false,
         };
         progress("starting a private PostgreSQL cluster");
-        let cluster = tokio::task::spawn_blocking(move || PrivateCluster::start(options))
+        let started = options.clone();
+        let mut cluster = tokio::task::spawn_blocking(move || PrivateCluster::start(started))
             .await
             .map_err(|e| BenchError::failed(format!("cluster start task: {e}")))??;
+        if statement_statistics {
+            let pool = sqlx::PgPool::connect(&cluster.url("postgres")).await?;
+            sqlx::query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+                .execute(&pool)
+                .await?;
+            pool.close().await;
+            progress("restarting the cluster with pg_stat_statements");
+            cluster = tokio::task::spawn_blocking(move || {
+                cluster.stop()?;
+                PrivateCluster::start(options)
+            })
+            .await
+            .map_err(|e| BenchError::failed(format!("cluster restart task: {e}")))??;
+        }
         let url = cluster.url("postgres");
         Ok(Self {
             inner: Mutex::new(Some(cluster)),

@@ -65,6 +65,11 @@ fn minutes_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u32 {
 }
 
 impl Subscriber for AccountMessages {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<Account as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

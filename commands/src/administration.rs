@@ -80,7 +80,6 @@ pub async fn change(
         .map_err(AdminChangeError::infra)?;
     let timeout = Duration::from_millis(ROSTER_CATCH_UP_TIMEOUT_MS);
     let head = feed.head().await.map_err(AdminChangeError::infra)?;
-    feed.wake();
     if !feed
         .wait_for(&[accounts::NAME], head, timeout)
         .await
@@ -122,7 +121,6 @@ pub async fn change(
         .execute(&target.to_string(), command, metadata)
         .await?;
     if let Some(position) = appended.position {
-        feed.wake();
         // The next holder of the lock must count with this change applied.
         if !feed
             .wait_for(&[accounts::NAME], position, timeout)

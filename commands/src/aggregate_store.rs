@@ -4,16 +4,19 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore, SerializedEvent};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::persist::{PersistedEventStore, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use rand::Rng;
 use sqlx::{PgPool, Row};
 use stratus_projections::FeedPosition;
+use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::metadata::CommandMetadata;
 
@@ -22,6 +25,8 @@ use crate::metadata::CommandMetadata;
 pub const MAX_CONFLICT_RETRIES: u32 = 8;
 /// Upper bound of the random pause before a retry, growing with each attempt (milliseconds).
 pub const CONFLICT_BACKOFF_STEP_MS: u64 = 3;
+/// PostgreSQL's SQLSTATE for a unique violation: on `events`, another writer took the sequence.
+const UNIQUE_VIOLATION: &str = "23505";
 /// How many locks commands of one store are spread over. Commands on one aggregate always take the
 /// same lock, so inside one process they queue instead of racing; two aggregates share a lock only
 /// when their ids hash alike, which costs a short wait and never correctness.
@@ -121,192 +126,151 @@ impl<A> AggregateCache<A> {
     }
 }
 
-/// The event store for one aggregate type on postgres-es, with an in-process cache of loaded
-/// aggregates and snapshots of our own (ADR 0013; the library's snapshot modes are defective in
-/// 0.5.0, see ADR 0001, so postgres-es is used as a pure event store).
+/// The event store for one aggregate type on PostgreSQL, with an in-process cache of loaded
+/// aggregates, snapshots of our own and group commit (ADR 0013, ADR 0014; the library's snapshot
+/// modes are defective in cqrs-es 0.5.0, see ADR 0001, so postgres-es serves loads only).
 ///
 /// It plays the part of `cqrs_es::CqrsFramework::execute_with_metadata`, which returns nothing, and
 /// additionally returns the committed events and their feed position and retries conflicts.
 ///
-/// Commands on the same aggregate are serialised inside the process (a striped lock), so a burst
-/// of commands on one hot aggregate queues instead of exhausting its conflict retries, and the
-/// aggregate is decided on in memory: a command costs the append, not a replay. Writers in other
-/// processes are still caught by the event store's optimistic check (the cached state is then
-/// reloaded and the command decided again), and a refusal or no-op decided on cached state is
-/// checked against the log before it is answered, so a stale cache can never change an answer.
+/// Commands on the same aggregate are serialised inside the process: they queue, and one task at
+/// a time (the aggregate's *leader*) takes every command queued so far, decides them one after the
+/// other on the in-memory state, and appends all their events in one statement — one commit for a
+/// burst of commands on a hot aggregate instead of one each. Each command keeps its own metadata
+/// and its own answer; a refusal refuses only its command. Writers in other processes are still
+/// caught by the log's primary key (the state is then reloaded and the whole burst decided
+/// again), and refusals or no-ops decided on cached state are checked against the log before they
+/// are answered, so a stale cache can never change an answer. The leader runs on its own task:
+/// a caller that goes away (a client hanging up) cannot abandon the commands of the others.
 pub struct AggregateStore<A: Aggregate> {
+    inner: Arc<Inner<A>>,
+}
+
+struct Inner<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
     pool: PgPool,
     services: A::Services,
-    max_conflict_retries: u32,
+    max_conflict_retries: AtomicU32,
     locks: Arc<[tokio::sync::Mutex<()>]>,
     cache: Mutex<AggregateCache<A>>,
+    /// The commands waiting per aggregate; an aggregate has an entry exactly while a leader runs
+    /// for it.
+    queues: Mutex<HashMap<String, Vec<Job<A>>>>,
+}
+
+/// A command waiting for its aggregate's leader.
+struct Job<A: Aggregate> {
+    command: A::Command,
+    metadata: HashMap<String, String>,
+    reply: oneshot::Sender<Result<Appended<A>, CommandError<A::Error>>>,
+}
+
+/// What the aggregate decided for one command of a burst.
+enum Decision<A: Aggregate> {
+    Append(Vec<A::Event>),
+    Refused(A::Error),
+    NoOp,
+}
+
+/// Why a whole burst failed: every command of it gets the same answer.
+enum BurstFailure {
+    Conflict,
+    Infrastructure(String),
+}
+
+/// The message of an infrastructure failure shared by the commands of a burst.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SharedFailure(String);
+
+impl BurstFailure {
+    fn of<E: StdError>(err: CommandError<E>) -> Self {
+        match err {
+            CommandError::Conflict => Self::Conflict,
+            other => Self::Infrastructure(other.to_string()),
+        }
+    }
+}
+
+/// Why an append was not made.
+enum AppendFailure {
+    /// Another writer appended at one of these sequence numbers first.
+    Conflict,
+    Infrastructure(String),
 }
 
 impl<A> AggregateStore<A>
 where
-    A: Aggregate,
-    A::Command: Clone,
+    A: Aggregate + 'static,
+    A::Command: Clone + Send + Sync + 'static,
+    A::Error: Send + Sync + 'static,
 {
     pub fn new(pool: PgPool, services: A::Services) -> Self {
         let repository = PostgresEventRepository::new(pool.clone());
         Self {
-            store: PersistedEventStore::new_event_store(repository),
-            pool,
-            services,
-            max_conflict_retries: MAX_CONFLICT_RETRIES,
-            locks: (0..COMMAND_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
-            cache: Mutex::new(AggregateCache::new(AGGREGATE_CACHE_CAPACITY)),
+            inner: Arc::new(Inner {
+                store: PersistedEventStore::new_event_store(repository),
+                pool,
+                services,
+                max_conflict_retries: AtomicU32::new(MAX_CONFLICT_RETRIES),
+                locks: (0..COMMAND_LOCK_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+                cache: Mutex::new(AggregateCache::new(AGGREGATE_CACHE_CAPACITY)),
+                queues: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
-    /// The lock that commands on `aggregate_id` take.
-    fn lock_of(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
-        let mut hasher = DefaultHasher::new();
-        aggregate_id.hash(&mut hasher);
-        let stripes = self.locks.len().max(1);
-        // The remainder is below `stripes`, which is a usize, so the conversion cannot fail.
-        let index = usize::try_from(hasher.finish() % stripes as u64).unwrap_or(0);
-        &self.locks[index]
-    }
-
     /// Changes the retry budget (tests use 0 to see raw conflicts).
-    pub fn with_max_conflict_retries(mut self, retries: u32) -> Self {
-        self.max_conflict_retries = retries;
+    pub fn with_max_conflict_retries(self, retries: u32) -> Self {
+        self.inner
+            .max_conflict_retries
+            .store(retries, Ordering::Relaxed);
         self
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, AggregateCache<A>> {
-        // The cache holds no invariant a panic could break halfway: keep using it.
-        self.cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Loads the aggregate, lets it decide `command`, and appends the resulting events with
-    /// `metadata`, retrying from a fresh load when another writer appended first.
+    /// Lets the aggregate decide `command` on its current state and appends the resulting events
+    /// with `metadata`, deciding again on the newest state when another writer appended first.
     #[tracing::instrument(skip(self, command, metadata), fields(aggregate = A::TYPE, command_id = %metadata.command_id))]
     pub async fn execute(
         &self,
         aggregate_id: &str,
         command: A::Command,
         metadata: &CommandMetadata,
-    ) -> Result<Appended<A>, CommandError<A::Error>>
-    where
-        A::Error: Send + Sync + 'static,
-    {
-        let committed = {
-            let _serialised = self.lock_of(aggregate_id).lock().await;
-            self.decide_and_append(aggregate_id, command, metadata)
-                .await?
+    ) -> Result<Appended<A>, CommandError<A::Error>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            command,
+            metadata: metadata.to_map(),
+            reply,
         };
-        // Outside the aggregate's lock: the next command on it need not wait for this lookup.
-        let position = match committed.last() {
-            Some(last) => Some(self.position_of(aggregate_id, last.sequence).await?),
-            None => None,
-        };
-        Ok(Appended {
-            events: committed,
-            position,
-        })
-    }
-
-    /// The part of [`AggregateStore::execute`] that runs under the aggregate's lock: decide on the
-    /// cached (or loaded) state and append; the committed events, none for a no-op.
-    async fn decide_and_append(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        metadata: &CommandMetadata,
-    ) -> Result<Vec<EventEnvelope<A>>, CommandError<A::Error>>
-    where
-        A::Error: Send + Sync + 'static,
-    {
-        let mut attempt: u32 = 0;
-        // A cached state not yet checked against the log in this call.
-        let cached = self.cache().take(aggregate_id);
-        let mut unverified = cached.is_some();
-        let mut loaded = match cached {
-            Some(loaded) => loaded,
-            None => self.load_fresh(aggregate_id).await?,
-        };
-        loop {
-            // `handle` applies each event it writes to the aggregate at once (cqrs-es 0.5's
-            // `EventSink::write`), so after a decision that wrote events the state in `loaded` is
-            // the state *after* them: right when the append succeeds, dirty when it does not.
-            let sink: EventSink<A> = EventSink::default();
-            let decided = loaded
-                .aggregate
-                .handle(command.clone(), &self.services, &sink)
-                .await;
-            let events = sink.collect().await;
-            let events = match decided {
-                Err(refusal) => {
-                    if unverified {
-                        // Decided on cached state without appending: make sure nothing newer
-                        // exists, and decide again on the log's state if something does.
-                        unverified = false;
-                        if !events.is_empty() {
-                            loaded = self.load_fresh(aggregate_id).await?;
-                            continue;
-                        }
-                        if self.catch_up(aggregate_id, &mut loaded).await? {
-                            continue;
-                        }
-                    }
-                    if events.is_empty() {
-                        self.cache().put(aggregate_id, loaded);
-                    }
-                    return Err(CommandError::Refused(refusal));
+        let lead = {
+            let mut queues = self.inner.queues();
+            match queues.get_mut(aggregate_id) {
+                Some(queue) => {
+                    queue.push(job);
+                    false
                 }
-                Ok(()) if events.is_empty() => {
-                    if unverified {
-                        unverified = false;
-                        if self.catch_up(aggregate_id, &mut loaded).await? {
-                            continue;
-                        }
-                    }
-                    self.cache().put(aggregate_id, loaded);
-                    return Ok(Vec::new());
+                None => {
+                    queues.insert(aggregate_id.to_owned(), vec![job]);
+                    true
                 }
-                Ok(()) => events,
-            };
-            let context = EventStoreAggregateContext {
-                aggregate_id: aggregate_id.to_owned(),
-                aggregate: A::default(),
-                current_sequence: loaded.sequence,
-                current_snapshot: None,
-            };
-            match self.store.commit(events, context, metadata.to_map()).await {
-                Ok(committed) => {
-                    stratus_projections::feed::announce_append();
-                    if let Some(last) = committed.last() {
-                        loaded.sequence = last.sequence;
-                    }
-                    if loaded.sequence.saturating_sub(loaded.snapshot) >= SNAPSHOT_EVERY_EVENTS {
-                        self.snapshot(aggregate_id, &mut loaded).await;
-                    }
-                    self.cache().put(aggregate_id, loaded);
-                    return Ok(committed);
-                }
-                Err(AggregateError::AggregateConflict) if attempt < self.max_conflict_retries => {
-                    attempt += 1;
-                    let max_ms = CONFLICT_BACKOFF_STEP_MS.saturating_mul(u64::from(attempt));
-                    let pause = rand::thread_rng().gen_range(0..=max_ms);
-                    tracing::debug!(
-                        attempt,
-                        pause_ms = pause,
-                        "aggregate conflict; deciding again"
-                    );
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                    loaded = self.load_fresh(aggregate_id).await?;
-                    unverified = false;
-                }
-                Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict),
-                Err(other) => return Err(infra_of(other)),
             }
+        };
+        if lead {
+            let inner = Arc::clone(&self.inner);
+            let aggregate_id = aggregate_id.to_owned();
+            tokio::spawn(
+                async move { inner.lead(aggregate_id).await }.instrument(tracing::Span::current()),
+            );
+        }
+        match answer.await {
+            Ok(answer) => answer,
+            // Only a panic in the leader drops a command unanswered.
+            Err(_) => Err(CommandError::infra(SharedFailure(
+                "the command's leader ended without an answer".to_owned(),
+            ))),
         }
     }
 
@@ -316,20 +280,20 @@ where
     pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>>
     where
         A: Clone,
-        A::Error: Send + Sync + 'static,
     {
-        let _serialised = self.lock_of(aggregate_id).lock().await;
-        let cached = self.cache().take(aggregate_id);
+        let inner = &self.inner;
+        let _serialised = inner.lock_of(aggregate_id).lock().await;
+        let cached = inner.cache().take(aggregate_id);
         let loaded = match cached {
             Some(mut loaded) => {
-                self.catch_up(aggregate_id, &mut loaded).await?;
+                inner.catch_up(aggregate_id, &mut loaded).await?;
                 loaded
             }
-            None => self.load_fresh(aggregate_id).await?,
+            None => inner.load_fresh(aggregate_id).await?,
         };
         let aggregate = loaded.aggregate.clone();
         if loaded.sequence > 0 {
-            self.cache().put(aggregate_id, loaded);
+            inner.cache().put(aggregate_id, loaded);
         }
         Ok(aggregate)
     }
@@ -338,11 +302,294 @@ where
     pub async fn load_events(
         &self,
         aggregate_id: &str,
-    ) -> Result<Vec<EventEnvelope<A>>, CommandError<A::Error>>
-    where
-        A::Error: Send + Sync + 'static,
-    {
-        self.store.load_events(aggregate_id).await.map_err(infra_of)
+    ) -> Result<Vec<EventEnvelope<A>>, CommandError<A::Error>> {
+        self.inner
+            .store
+            .load_events(aggregate_id)
+            .await
+            .map_err(infra_of)
+    }
+}
+
+/// Removes a leader's queue entry if the leader ends without doing so itself (a panic while
+/// deciding): the commands still queued are then answered with an error instead of waiting for
+/// a leader that will never come, and the next command on the aggregate starts a new one.
+struct Leading<'a, A: Aggregate> {
+    inner: &'a Inner<A>,
+    aggregate_id: &'a str,
+    finished: bool,
+}
+
+impl<A: Aggregate> Drop for Leading<'_, A> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.inner
+                .queues
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(self.aggregate_id);
+        }
+    }
+}
+
+impl<A> Inner<A>
+where
+    A: Aggregate + 'static,
+    A::Command: Clone + Send + Sync + 'static,
+    A::Error: Send + Sync + 'static,
+{
+    /// The lock that the leader of `aggregate_id` (and a dry-run load of it) takes.
+    fn lock_of(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        aggregate_id.hash(&mut hasher);
+        let stripes = self.locks.len().max(1);
+        // The remainder is below `stripes`, which is a usize, so the conversion cannot fail.
+        let index = usize::try_from(hasher.finish() % stripes as u64).unwrap_or(0);
+        &self.locks[index]
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, AggregateCache<A>> {
+        // The cache holds no invariant a panic could break halfway: keep using it.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Job<A>>>> {
+        // Every change to the map is a single insert, push, take or remove.
+        self.queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The leader of one aggregate: decides and appends the queued commands burst by burst until
+    /// the queue is empty, then gives up the lead (under the queue's lock, so no command is left
+    /// behind).
+    async fn lead(&self, aggregate_id: String) {
+        let mut leading = Leading {
+            inner: self,
+            aggregate_id: &aggregate_id,
+            finished: false,
+        };
+        loop {
+            let _serialised = self.lock_of(&aggregate_id).lock().await;
+            let jobs = {
+                let mut queues = self.queues();
+                match queues.get_mut(&aggregate_id) {
+                    Some(queue) if !queue.is_empty() => std::mem::take(queue),
+                    _ => {
+                        queues.remove(&aggregate_id);
+                        leading.finished = true;
+                        return;
+                    }
+                }
+            };
+            let (jobs, replies): (Vec<_>, Vec<_>) = jobs
+                .into_iter()
+                .map(|job| ((job.command, job.metadata), job.reply))
+                .unzip();
+            let answers = match self.decide_and_append(&aggregate_id, &jobs).await {
+                Ok(answers) => answers,
+                Err(failure) => jobs
+                    .iter()
+                    .map(|_| {
+                        Err(match &failure {
+                            BurstFailure::Conflict => CommandError::Conflict,
+                            BurstFailure::Infrastructure(message) => {
+                                CommandError::infra(SharedFailure(message.clone()))
+                            }
+                        })
+                    })
+                    .collect(),
+            };
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                // The caller may have gone away; its command's outcome stands either way.
+                reply.send(answer).ok();
+            }
+        }
+    }
+
+    /// Decides a burst of commands one after the other on the cached (or loaded) state and
+    /// appends all their events at once; one answer per command, in order.
+    async fn decide_and_append(
+        &self,
+        aggregate_id: &str,
+        jobs: &[(A::Command, HashMap<String, String>)],
+    ) -> Result<Vec<Result<Appended<A>, CommandError<A::Error>>>, BurstFailure> {
+        let mut attempt: u32 = 0;
+        // A cached state not yet checked against the log in this call.
+        let cached = self.cache().take(aggregate_id);
+        let mut unverified = cached.is_some();
+        let mut loaded = match cached {
+            Some(loaded) => loaded,
+            None => self
+                .load_fresh(aggregate_id)
+                .await
+                .map_err(BurstFailure::of)?,
+        };
+        'burst: loop {
+            let base = loaded.sequence;
+            let mut decisions: Vec<Decision<A>> = Vec::with_capacity(jobs.len());
+            let mut pending: Vec<A::Event> = Vec::new();
+            for (command, _) in jobs {
+                // `handle` applies each event it writes to the aggregate at once (cqrs-es 0.5's
+                // `EventSink::write`), so after a decision that wrote events the state in
+                // `loaded` is the state after them, which is what the next command decides on.
+                let sink: EventSink<A> = EventSink::default();
+                let decided = loaded
+                    .aggregate
+                    .handle(command.clone(), &self.services, &sink)
+                    .await;
+                let events = sink.collect().await;
+                match decided {
+                    Ok(()) if events.is_empty() => decisions.push(Decision::NoOp),
+                    Ok(()) => {
+                        pending.extend(events.iter().cloned());
+                        decisions.push(Decision::Append(events));
+                    }
+                    Err(refusal) => {
+                        if !events.is_empty() {
+                            // Refused after writing events: the state holds events that will
+                            // never be appended. Rebuild it from the log and this burst.
+                            let fresh = self
+                                .load_fresh(aggregate_id)
+                                .await
+                                .map_err(BurstFailure::of)?;
+                            let moved = fresh.sequence != base;
+                            loaded = fresh;
+                            if moved {
+                                unverified = false;
+                                continue 'burst;
+                            }
+                            for event in &pending {
+                                loaded.aggregate.apply(event.clone());
+                            }
+                        }
+                        decisions.push(Decision::Refused(refusal));
+                    }
+                }
+            }
+            if pending.is_empty() {
+                if unverified {
+                    // Decided on cached state without appending: make sure nothing newer
+                    // exists, and decide again on the log's state if something does.
+                    unverified = false;
+                    if self
+                        .catch_up(aggregate_id, &mut loaded)
+                        .await
+                        .map_err(BurstFailure::of)?
+                    {
+                        continue 'burst;
+                    }
+                }
+                self.cache().put(aggregate_id, loaded);
+                return Ok(answers(
+                    aggregate_id,
+                    base,
+                    jobs,
+                    decisions,
+                    &HashMap::new(),
+                ));
+            }
+            match self.append(aggregate_id, base, jobs, &decisions).await {
+                Ok(positions) => {
+                    stratus_projections::feed::announce_append(A::TYPE);
+                    loaded.sequence = base.saturating_add(pending.len());
+                    if loaded.sequence.saturating_sub(loaded.snapshot) >= SNAPSHOT_EVERY_EVENTS {
+                        self.snapshot(aggregate_id, &mut loaded);
+                    }
+                    self.cache().put(aggregate_id, loaded);
+                    return Ok(answers(aggregate_id, base, jobs, decisions, &positions));
+                }
+                Err(AppendFailure::Conflict)
+                    if attempt < self.max_conflict_retries.load(Ordering::Relaxed) =>
+                {
+                    attempt += 1;
+                    let max_ms = CONFLICT_BACKOFF_STEP_MS.saturating_mul(u64::from(attempt));
+                    let pause = rand::thread_rng().gen_range(0..=max_ms);
+                    tracing::debug!(
+                        attempt,
+                        pause_ms = pause,
+                        "aggregate conflict; deciding again"
+                    );
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    loaded = self
+                        .load_fresh(aggregate_id)
+                        .await
+                        .map_err(BurstFailure::of)?;
+                    unverified = false;
+                }
+                Err(AppendFailure::Conflict) => return Err(BurstFailure::Conflict),
+                Err(AppendFailure::Infrastructure(message)) => {
+                    return Err(BurstFailure::Infrastructure(message))
+                }
+            }
+        }
+    }
+
+    /// Appends the events of a burst after sequence `base`, in one statement (one transaction,
+    /// one commit), each command's events with its own metadata. Answers the feed position of
+    /// every appended sequence number.
+    async fn append(
+        &self,
+        aggregate_id: &str,
+        base: usize,
+        jobs: &[(A::Command, HashMap<String, String>)],
+        decisions: &[Decision<A>],
+    ) -> Result<HashMap<i64, FeedPosition>, AppendFailure> {
+        let infra = |err: &dyn std::fmt::Display| AppendFailure::Infrastructure(err.to_string());
+        let mut sequences: Vec<i64> = Vec::new();
+        let mut event_types: Vec<String> = Vec::new();
+        let mut event_versions: Vec<String> = Vec::new();
+        let mut payloads: Vec<serde_json::Value> = Vec::new();
+        let mut metadatas: Vec<serde_json::Value> = Vec::new();
+        let mut sequence = base;
+        for ((_, metadata), decision) in jobs.iter().zip(decisions) {
+            let Decision::Append(events) = decision else {
+                continue;
+            };
+            let metadata = serde_json::to_value(metadata).map_err(|e| infra(&e))?;
+            for event in events {
+                sequence = sequence.saturating_add(1);
+                sequences.push(i64::try_from(sequence).map_err(|e| infra(&e))?);
+                event_types.push(event.event_type());
+                event_versions.push(event.event_version());
+                payloads.push(serde_json::to_value(event).map_err(|e| infra(&e))?);
+                metadatas.push(metadata.clone());
+            }
+        }
+        let rows = sqlx::query(
+            "INSERT INTO events \
+                 (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload, e.metadata \
+             FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) \
+                 AS e (sequence, event_type, event_version, payload, metadata) \
+             RETURNING sequence, transaction_id::text AS transaction_id, global_position",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(&sequences)
+        .bind(&event_types)
+        .bind(&event_versions)
+        .bind(&payloads)
+        .bind(&metadatas)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+                AppendFailure::Conflict
+            }
+            _ => infra(&err),
+        })?;
+        let mut positions = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let sequence: i64 = row.try_get("sequence").map_err(|e| infra(&e))?;
+            let tx: String = row.try_get("transaction_id").map_err(|e| infra(&e))?;
+            let global: i64 = row.try_get("global_position").map_err(|e| infra(&e))?;
+            let position = FeedPosition::from_db(&tx, global).map_err(|e| infra(&e))?;
+            positions.insert(sequence, position);
+        }
+        Ok(positions)
     }
 
     /// The aggregate from its snapshot (when one of this build exists) and the events after it.
@@ -443,7 +690,7 @@ where
 
     /// Writes the aggregate's state as its snapshot. A failure only costs a longer replay later,
     /// so it is logged and the command's answer stands.
-    async fn snapshot(&self, aggregate_id: &str, loaded: &mut Loaded<A>) {
+    fn snapshot(&self, aggregate_id: &str, loaded: &mut Loaded<A>) {
         // Serialised here, under the aggregate's lock; written on its own task, so the command
         // that crossed the threshold does not wait for a large state to reach the database.
         let state = match serde_json::to_string(&loaded.aggregate) {
@@ -483,32 +730,46 @@ where
             }
         });
     }
+}
 
-    async fn position_of(
-        &self,
-        aggregate_id: &str,
-        sequence: usize,
-    ) -> Result<FeedPosition, CommandError<A::Error>>
-    where
-        A::Error: Send + Sync + 'static,
-    {
-        let sequence = i64::try_from(sequence).map_err(CommandError::infra)?;
-        let row = sqlx::query(
-            "SELECT transaction_id::text AS transaction_id, global_position FROM events \
-             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(sequence)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(CommandError::infra)?;
-        let tx: String = row.try_get("transaction_id").map_err(CommandError::infra)?;
-        let pos: i64 = row
-            .try_get("global_position")
-            .map_err(CommandError::infra)?;
-        FeedPosition::from_db(&tx, pos).map_err(CommandError::infra)
-    }
+/// Each command's answer: its events with their sequence numbers, metadata and the feed position
+/// of its last one; its refusal; or nothing for a no-op.
+fn answers<A: Aggregate>(
+    aggregate_id: &str,
+    base: usize,
+    jobs: &[(A::Command, HashMap<String, String>)],
+    decisions: Vec<Decision<A>>,
+    positions: &HashMap<i64, FeedPosition>,
+) -> Vec<Result<Appended<A>, CommandError<A::Error>>> {
+    let mut sequence = base;
+    jobs.iter()
+        .zip(decisions)
+        .map(|((_, metadata), decision)| match decision {
+            Decision::Refused(refusal) => Err(CommandError::Refused(refusal)),
+            Decision::NoOp => Ok(Appended {
+                events: Vec::new(),
+                position: None,
+            }),
+            Decision::Append(events) => {
+                let events: Vec<EventEnvelope<A>> = events
+                    .into_iter()
+                    .map(|payload| {
+                        sequence = sequence.saturating_add(1);
+                        EventEnvelope {
+                            aggregate_id: aggregate_id.to_owned(),
+                            sequence,
+                            payload,
+                            metadata: metadata.clone(),
+                        }
+                    })
+                    .collect();
+                let position = i64::try_from(sequence)
+                    .ok()
+                    .and_then(|last| positions.get(&last).copied());
+                Ok(Appended { events, position })
+            }
+        })
+        .collect()
 }
 
 fn infra_of<E: StdError>(err: AggregateError<E>) -> CommandError<E> {

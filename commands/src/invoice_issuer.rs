@@ -40,6 +40,11 @@ impl InvoiceIssuer {
 }
 
 impl Subscriber for InvoiceIssuer {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<Invoice as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

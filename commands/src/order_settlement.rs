@@ -124,6 +124,11 @@ fn refusal_is_logged<E: std::error::Error>(error: CommandError<E>) -> Result<(),
 }
 
 impl Subscriber for OrderSettlement {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<Order as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -26,6 +26,11 @@ pub const SESSION_REVOKED: &str = "revoked";
 pub struct AccountsProjection;
 
 impl Subscriber for AccountsProjection {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<Account as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -32,6 +32,11 @@ pub const NAME: &str = "catalog";
 pub struct CatalogProjection;
 
 impl Subscriber for CatalogProjection {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[Datacenter::TYPE, OsImage::TYPE, Plan::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

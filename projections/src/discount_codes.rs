@@ -27,6 +27,11 @@ pub const NAME: &str = "discount_codes";
 pub struct DiscountCodesProjection;
 
 impl Subscriber for DiscountCodesProjection {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<DiscountCode as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

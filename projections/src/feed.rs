@@ -15,11 +15,14 @@
 //! store after each commit), on `LISTEN stratus_events` when another process does (each process
 //! sends one NOTIFY per burst of its appends, from a single task and outside the appending
 //! transactions: a NOTIFY inside them serialised every commit of the cluster), and poll slowly as a
-//! fallback.
+//! fallback. A subscriber can name the aggregate types it acts on
+//! ([`Subscriber::aggregate_types`]): an append of another type does not wake its runner, and its
+//! batches pass over such events (position only, no payload sent or decoded) while its checkpoint
+//! still moves through the whole log in order.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -30,7 +33,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 use crate::position::FeedPosition;
-use crate::stored_event::{StoredEvent, EVENT_COLUMNS, FEED_ORDER};
+use crate::stored_event::{position_of_row, StoredEvent, EVENT_COLUMNS, FEED_ORDER};
 
 /// Events applied per transaction: large enough to amortise the commit, small enough to keep a
 /// batch's transaction short (a running transaction holds back every runner's fence).
@@ -53,25 +56,64 @@ pub const ERROR_BACKOFF_MS: u64 = 1_000;
 /// While waiting for read-your-writes on a subscriber that another process runs, how often the
 /// checkpoint table is read.
 pub const REMOTE_CHECKPOINT_POLL_MS: u64 = 10;
-/// The channel the `events_notify` trigger signals.
+/// The channel on which processes tell each other about their appends; the payload lists the
+/// aggregate types appended, comma-separated (empty: wake every subscriber).
 pub const NOTIFY_CHANNEL: &str = "stratus_events";
+
+/// The columns of a batch read for a subscriber that acts on some aggregate types only (`$4`):
+/// the payload and metadata of the other events are not sent, since they are only passed over.
+const FILTERED_EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, CASE WHEN aggregate_type = ANY($4) THEN payload END AS payload, \
+     CASE WHEN aggregate_type = ANY($4) THEN metadata END AS metadata, global_position, \
+     transaction_id::text AS transaction_id, recorded_at";
 
 const FENCED_BATCH: &str = "SELECT {cols} FROM events \
      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
        AND (transaction_id, global_position) > ($1::text::xid8, $2) \
      ORDER BY {order} LIMIT $3";
 
-/// Appends made by this process: bumped after every committed append, watched by every feed of the
-/// process.
-fn appended_signal() -> &'static watch::Sender<u64> {
-    static APPENDED: OnceLock<watch::Sender<u64>> = OnceLock::new();
-    APPENDED.get_or_init(|| watch::channel(0).0)
+/// Appends made by this process: how many per aggregate type, and a signal bumped after every
+/// committed append, watched by every feed of the process.
+struct Appends {
+    signal: watch::Sender<u64>,
+    by_type: Mutex<HashMap<&'static str, u64>>,
+}
+
+fn appends() -> &'static Appends {
+    static APPENDS: OnceLock<Appends> = OnceLock::new();
+    APPENDS.get_or_init(|| Appends {
+        signal: watch::channel(0).0,
+        by_type: Mutex::new(HashMap::new()),
+    })
 }
 
 /// Tells the feeds of this process (at once) and of other processes (through NOTIFY) that events
-/// were committed. Call it after the appending transaction has committed.
-pub fn announce_append() {
-    appended_signal().send_modify(|n| *n = n.wrapping_add(1));
+/// of `aggregate_type` were committed. Call it after the appending transaction has committed.
+pub fn announce_append(aggregate_type: &'static str) {
+    {
+        let mut by_type = appends()
+            .by_type
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = by_type.entry(aggregate_type).or_insert(0);
+        *count = count.wrapping_add(1);
+    }
+    appends().signal.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// The aggregate types whose append count moved since `seen`, which is brought up to date.
+fn appended_types_since(seen: &mut HashMap<&'static str, u64>) -> Vec<&'static str> {
+    let by_type = appends()
+        .by_type
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut moved = Vec::new();
+    for (kind, count) in by_type.iter() {
+        if seen.insert(kind, *count) != Some(*count) {
+            moved.push(*kind);
+        }
+    }
+    moved
 }
 
 /// A reader of the log: a projection that writes read models, or a reactor.
@@ -90,6 +132,14 @@ pub trait Subscriber: Send + Sync + 'static {
     /// Empties what the subscriber has built, before a rebuild from position zero. Runs in the
     /// rebuild's transaction; use `DELETE` (not `TRUNCATE`) so readers keep the old model until commit.
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), SubscriberError>>;
+
+    /// The aggregate types whose events the subscriber acts on; `None` (the default) for all.
+    /// `apply` then receives only events of these types (the others are passed over, and the
+    /// checkpoint moves past them), and appends of other types do not wake the runner: on a busy
+    /// log that saves a transaction per subscriber per append (docs/benchmarks.md).
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
 }
 
 /// Why a subscriber could not apply a batch.
@@ -138,13 +188,27 @@ struct Slot {
     subscriber: Arc<dyn Subscriber>,
     progress: watch::Sender<FeedPosition>,
     active: AtomicBool,
+    wake: watch::Sender<u64>,
+}
+
+impl Slot {
+    fn wake(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether an append of one of `kinds` concerns this subscriber.
+    fn acts_on<S: AsRef<str>>(&self, kinds: &[S]) -> bool {
+        match self.subscriber.aggregate_types() {
+            None => true,
+            Some(mine) => kinds.iter().any(|kind| mine.contains(&kind.as_ref())),
+        }
+    }
 }
 
 /// The set of subscribers of one process, their runners, wake-ups and progress.
 pub struct Feed {
     pool: PgPool,
     slots: HashMap<&'static str, Slot>,
-    wake: watch::Sender<u64>,
 }
 
 impl Feed {
@@ -160,12 +224,12 @@ impl Feed {
                         subscriber,
                         progress,
                         active: AtomicBool::new(false),
+                        wake: watch::channel(0).0,
                     },
                 )
             })
             .collect();
-        let (wake, _) = watch::channel(0);
-        Arc::new(Self { pool, slots, wake })
+        Arc::new(Self { pool, slots })
     }
 
     /// The names of the subscribers, sorted.
@@ -189,14 +253,23 @@ impl Feed {
         handles
     }
 
-    /// Wakes every runner of this process at once (called after a local append, which saves the
-    /// round trip through NOTIFY).
+    /// Wakes every runner of this process at once.
     pub fn wake(&self) {
-        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+        for slot in self.slots.values() {
+            slot.wake();
+        }
+    }
+
+    /// Wakes the runners of the subscribers that act on one of `kinds` (aggregate types).
+    fn wake_for_types<S: AsRef<str>>(&self, kinds: &[S]) {
+        for slot in self.slots.values().filter(|slot| slot.acts_on(kinds)) {
+            slot.wake();
+        }
     }
 
     /// Waits until every named subscriber has applied the event at `target`, for at most `timeout`.
-    /// Returns whether they all caught up in time.
+    /// Returns whether they all caught up in time. The named runners are woken first, whatever
+    /// the type of the awaited event.
     pub async fn wait_for(
         &self,
         names: &[&str],
@@ -204,12 +277,16 @@ impl Feed {
         timeout: Duration,
     ) -> Result<bool, FeedError> {
         let deadline = Instant::now() + timeout;
-        self.wake();
+        let mut slots = Vec::with_capacity(names.len());
         for name in names {
             let slot = self
                 .slots
                 .get(name)
                 .ok_or_else(|| FeedError::UnknownSubscriber((*name).to_owned()))?;
+            slot.wake();
+            slots.push(slot);
+        }
+        for slot in slots {
             let mut progress = slot.progress.subscribe();
             loop {
                 if *progress.borrow_and_update() >= target {
@@ -274,11 +351,19 @@ impl Feed {
         let mut at = FeedPosition::START;
         let mut replayed: u64 = 0;
         loop {
-            let events = read_batch(&mut tx, at, REBUILD_BATCH_SIZE).await?;
-            let Some(last) = events.last() else { break };
-            at = last.position;
-            subscriber.apply(&mut tx, &events).await?;
-            replayed = replayed.saturating_add(events.len() as u64);
+            let batch = read_batch(
+                &mut tx,
+                at,
+                REBUILD_BATCH_SIZE,
+                subscriber.aggregate_types(),
+            )
+            .await?;
+            let Some(last) = batch.last else { break };
+            at = last;
+            if !batch.events.is_empty() {
+                subscriber.apply(&mut tx, &batch.events).await?;
+            }
+            replayed = replayed.saturating_add(batch.read as u64);
         }
         sqlx::query(
             "UPDATE subscriber_checkpoints SET transaction_id = $2::text::xid8, global_position = $3, \
@@ -315,10 +400,14 @@ impl Feed {
         Ok(at)
     }
 
-    /// Wakes this feed's runners on every local append and passes the news on to other processes
-    /// with one NOTIFY at a time (appends made while one is sent are covered by the next).
+    /// Wakes this feed's runners that act on the types of every local append and passes the news
+    /// on to other processes with one NOTIFY at a time (appends made while one is sent are covered
+    /// by the next).
     async fn announce(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut appended = appended_signal().subscribe();
+        let mut appended = appends().signal.subscribe();
+        let mut seen = HashMap::new();
+        // Appends made before this feed started are not news: the runners read them on start.
+        appended_types_since(&mut seen);
         loop {
             tokio::select! {
                 changed = appended.changed() => {
@@ -329,9 +418,14 @@ impl Feed {
                 _ = shutdown.changed() => return,
             }
             appended.borrow_and_update();
-            self.wake();
-            if let Err(err) = sqlx::query("SELECT pg_notify($1, '')")
+            let kinds = appended_types_since(&mut seen);
+            if kinds.is_empty() {
+                continue;
+            }
+            self.wake_for_types(&kinds);
+            if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(NOTIFY_CHANNEL)
+                .bind(kinds.join(","))
                 .execute(&self.pool)
                 .await
             {
@@ -351,8 +445,17 @@ impl Feed {
                 // Anything appended while we were not listening is picked up now.
                 self.wake();
                 loop {
-                    listener.recv().await?;
-                    self.wake();
+                    let notification = listener.recv().await?;
+                    let kinds: Vec<&str> = notification
+                        .payload()
+                        .split(',')
+                        .filter(|kind| !kind.is_empty())
+                        .collect();
+                    if kinds.is_empty() {
+                        self.wake();
+                    } else {
+                        self.wake_for_types(&kinds);
+                    }
                 }
                 #[allow(unreachable_code)]
                 Ok::<(), sqlx::Error>(())
@@ -423,7 +526,7 @@ impl Feed {
         ensure_checkpoint_row(&mut conn, name).await?;
         let mut at = read_checkpoint(&mut conn, name).await?;
         slot.progress.send_replace(at);
-        let mut wake = self.wake.subscribe();
+        let mut wake = slot.wake.subscribe();
         let mut fence_wait_ms = FENCE_RETRY_MIN_MS;
         loop {
             if *shutdown.borrow() {
@@ -476,13 +579,14 @@ async fn apply_batch(
     at: &mut FeedPosition,
 ) -> Result<usize, FeedError> {
     let mut tx = conn.begin().await?;
-    let events = read_batch(&mut tx, *at, BATCH_SIZE).await?;
-    let Some(last) = events.last() else {
+    let batch = read_batch(&mut tx, *at, BATCH_SIZE, subscriber.aggregate_types()).await?;
+    let Some(next) = batch.last else {
         tx.rollback().await?;
         return Ok(0);
     };
-    let next = last.position;
-    subscriber.apply(&mut tx, &events).await?;
+    if !batch.events.is_empty() {
+        subscriber.apply(&mut tx, &batch.events).await?;
+    }
     let moved = sqlx::query(
         "UPDATE subscriber_checkpoints SET transaction_id = $2::text::xid8, global_position = $3, updated_at = now() \
          WHERE name = $1 AND transaction_id = $4::text::xid8 AND global_position = $5",
@@ -500,7 +604,7 @@ async fn apply_batch(
     }
     tx.commit().await?;
     *at = next;
-    Ok(events.len())
+    Ok(batch.read)
 }
 
 /// A subscriber's batch commits without waiting for the WAL flush. Safe here: the read model (or
@@ -515,21 +619,62 @@ async fn relax_commit(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         .map(|_| ())
 }
 
+/// One fenced batch of the log.
+struct Batch {
+    /// The events of the batch the subscriber acts on, in feed order.
+    events: Vec<StoredEvent>,
+    /// How many events were read, including those passed over.
+    read: usize,
+    /// The position of the last event read: where the checkpoint moves (`None`: nothing new).
+    last: Option<FeedPosition>,
+}
+
+/// Reads the fenced batch after `after`; with `types`, the events of other aggregate types are
+/// passed over (their position only) instead of being decoded.
 async fn read_batch(
     conn: &mut PgConnection,
     after: FeedPosition,
     limit: i64,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    types: Option<&[&str]>,
+) -> Result<Batch, sqlx::Error> {
+    let columns = match types {
+        Some(_) => FILTERED_EVENT_COLUMNS,
+        None => EVENT_COLUMNS,
+    };
     let sql = FENCED_BATCH
-        .replace("{cols}", EVENT_COLUMNS)
+        .replace("{cols}", columns)
         .replace("{order}", FEED_ORDER);
-    let rows = sqlx::query(&sql)
+    let mut query = sqlx::query(&sql)
         .bind(after.transaction_id.to_string())
         .bind(after.global_position)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+        .bind(limit);
+    if let Some(types) = types {
+        query = query.bind(types);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for row in &rows {
+        let wanted = match types {
+            None => true,
+            Some(types) => {
+                let kind: &str = row.try_get("aggregate_type")?;
+                types.contains(&kind)
+            }
+        };
+        if wanted {
+            let event = StoredEvent::from_row(row)?;
+            last = Some(event.position);
+            events.push(event);
+        } else {
+            last = Some(position_of_row(row)?);
+        }
+    }
+    Ok(Batch {
+        events,
+        read: rows.len(),
+        last,
+    })
 }
 
 async fn committed_behind_fence(

@@ -25,6 +25,11 @@ pub const NAME: &str = "invoices";
 pub struct InvoicesProjection;
 
 impl Subscriber for InvoicesProjection {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<Invoice as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -265,6 +265,11 @@ pub(crate) fn ledger_row_of(row: &sqlx::postgres::PgRow) -> Result<LedgerRow, sq
 pub struct LedgerProjection;
 
 impl Subscriber for LedgerProjection {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<Wallet as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -35,6 +35,11 @@ pub const CANCELLED_EXPIRED: &str = "expired";
 pub struct OrdersProjection;
 
 impl Subscriber for OrdersProjection {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<Order as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -18,6 +18,14 @@ pub(crate) const EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, 
 /// The feed order `(transaction_id, global_position)` on the `xid8` column itself.
 pub(crate) const FEED_ORDER: &str = "events.transaction_id, events.global_position";
 
+/// The feed position of a row that has the `transaction_id` (as text) and `global_position` columns.
+pub(crate) fn position_of_row(row: &PgRow) -> Result<FeedPosition, sqlx::Error> {
+    let transaction_id: String = row.try_get("transaction_id")?;
+    let global_position: i64 = row.try_get("global_position")?;
+    FeedPosition::from_db(&transaction_id, global_position)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
 /// One row of the `events` table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredEvent {
@@ -35,10 +43,7 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let transaction_id: String = row.try_get("transaction_id")?;
-        let global_position: i64 = row.try_get("global_position")?;
-        let position = FeedPosition::from_db(&transaction_id, global_position)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let position = position_of_row(row)?;
         Ok(Self {
             aggregate_type: row.try_get("aggregate_type")?,
             aggregate_id: row.try_get("aggregate_id")?,

@@ -75,6 +75,11 @@ pub fn line_id(account_id: Uuid, reference: &LedgerReference) -> Uuid {
 pub struct WalletsProjection;
 
 impl Subscriber for WalletsProjection {
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        const TYPES: &[&str] = &[<stratus_domain::wallet::Wallet as cqrs_es::Aggregate>::TYPE];
+        Some(TYPES)
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -661,7 +661,6 @@ pub async fn webhook(
                     .head()
                     .await
                     .map_err(|e| SettleError::Database(sqlx::Error::Protocol(e.to_string())))?;
-                worker.feed.wake();
                 worker
                     .feed
                     .wait_for(

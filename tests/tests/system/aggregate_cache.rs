@@ -199,3 +199,110 @@ async fn a_snapshot_of_another_build_or_one_that_does_not_decode_is_ignored() {
     let loaded = cold.store.load(&account.to_string()).await.unwrap();
     assert_eq!(loaded.balance(), Some(eur(100_000_000)));
 }
+
+#[tokio::test]
+async fn concurrent_commands_on_one_aggregate_share_commits_and_keep_their_own_metadata() {
+    let pool = fresh_pool().await;
+    let wallets = std::sync::Arc::new(Wallets::new(pool.clone()));
+    let account = wallets.open(Currency::EUR).await;
+    let commands = 40;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(commands));
+    let tasks: Vec<_> = (0..commands)
+        .map(|_| {
+            let wallets = std::sync::Arc::clone(&wallets);
+            let start = std::sync::Arc::clone(&start);
+            tokio::spawn(async move {
+                let metadata =
+                    stratus_commands::CommandMetadata::system(Uuid::now_v7(), "group-commit");
+                start.wait().await;
+                let appended = wallets
+                    .store
+                    .execute(&account.to_string(), credit(1_000_000), &metadata)
+                    .await
+                    .unwrap();
+                (metadata.command_id, appended)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+
+    // Every command got its own event, its own position, and its own metadata in the log.
+    let mut sequences: Vec<usize> = answers
+        .iter()
+        .map(|(_, appended)| appended.events[0].sequence)
+        .collect();
+    sequences.sort_unstable();
+    assert_eq!(sequences, (2..2 + commands).collect::<Vec<_>>());
+    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT sequence, metadata->>'command_id', transaction_id::text, global_position \
+         FROM events WHERE aggregate_type = 'wallet' AND aggregate_id = $1 AND sequence > 1",
+    )
+    .bind(account.to_string())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), commands);
+    for (command_id, appended) in &answers {
+        let sequence = i64::try_from(appended.events[0].sequence).unwrap();
+        let row = rows.iter().find(|row| row.0 == sequence).unwrap();
+        assert_eq!(row.1, command_id.to_string());
+        let position = appended.position.unwrap();
+        assert_eq!(position.global_position, row.3);
+        assert_eq!(position.transaction_id.to_string(), row.2);
+    }
+    // Commands that queued behind a commit were appended together.
+    let commits: std::collections::HashSet<&String> = rows.iter().map(|row| &row.2).collect();
+    assert!(
+        commits.len() < commands,
+        "{} commits for {commands} commands",
+        commits.len()
+    );
+    assert_eq!(balance(&wallets, account).await, eur(40_000_000));
+}
+
+#[tokio::test]
+async fn a_refusal_inside_a_burst_refuses_only_its_own_command() {
+    let pool = fresh_pool().await;
+    let wallets = std::sync::Arc::new(Wallets::new(pool.clone()));
+    let account = wallets.open(Currency::EUR).await;
+    wallets.accept(account, credit(10_000_000)).await;
+    let commands = 5;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(commands));
+    let tasks: Vec<_> = (0..commands)
+        .map(|_| {
+            let wallets = std::sync::Arc::clone(&wallets);
+            let start = std::sync::Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                wallets.execute(account, debit(3_000_000)).await
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(appended) => {
+                assert_eq!(appended.events.len(), 1);
+                accepted += 1;
+            }
+            Err(CommandError::Refused(WalletError::InsufficientFunds)) => refused += 1,
+            Err(other) => panic!("unexpected answer: {other:?}"),
+        }
+    }
+
+    // Each debit was decided on the balance the debits before it left, burst or not.
+    assert_eq!((accepted, refused), (3, 2));
+    assert_eq!(balance(&wallets, account).await, eur(1_000_000));
+    let events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'wallet' AND aggregate_id = $1",
+    )
+    .bind(account.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(events, 5, "opened, credited, three debits");
+}
