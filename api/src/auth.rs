@@ -1,7 +1,9 @@
-//! Credentials: argon2id password hashing on a bounded blocking pool, JWT access tokens with the
-//! algorithm pinned, and opaque rotating refresh tokens stored only as hashes.
+//! Credentials: argon2id password hashing on a few dedicated threads of lower scheduling
+//! priority, JWT access tokens with the algorithm pinned, and opaque rotating refresh tokens
+//! stored only as hashes.
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
@@ -14,7 +16,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stratus_domain::{AccountId, Role, SessionId};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// argon2id cost, OWASP's recommendation: 19 MiB of memory, 2 passes, 1 lane.
@@ -38,10 +40,22 @@ pub enum PasswordError {
     Task(String),
 }
 
-/// Hashes and verifies passwords off the async threads, at most `permits` at a time, so that a
-/// login flood queues for CPU instead of starving every other request.
+/// The niceness of the password-hashing threads (0 is the default, 19 the lowest priority).
+/// At 10 the kernel gives a hashing thread about a tenth of a core that other threads of the
+/// process or the database also want: a login flood then slows logins, not every other request
+/// (scenario (g) in docs/benchmarks.md), while logins still progress on a busy machine. A process
+/// already started at a higher niceness keeps it.
+pub const PASSWORD_HASHING_NICENESS: i32 = 10;
+/// The name of the hashing threads, followed by their number (as seen in `top -H`).
+pub const PASSWORD_HASHING_THREAD: &str = "stratus-hash";
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords on `threads` dedicated threads, so that at most that many hashes
+/// run at once and a login flood queues for them instead of starving every other request; the
+/// threads run at a lower priority ([`PASSWORD_HASHING_NICENESS`]) and end with the pool.
 pub struct Passwords {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<HashJob>,
     /// A real hash of a random password: unknown accounts are verified against it, so that a login
     /// for an account that does not exist takes as long as one with a wrong password.
     decoy_hash: String,
@@ -72,12 +86,48 @@ fn verify_now(password: &str, hash: &str) -> Result<bool, PasswordError> {
         .is_ok())
 }
 
+/// One hashing thread: lowers its own priority, then runs jobs until the pool is dropped.
+fn hashing_thread(queue: &Mutex<mpsc::Receiver<HashJob>>) {
+    lower_this_threads_priority();
+    loop {
+        let job = {
+            // A job that panicked poisoned nothing the queue relies on.
+            let queue = queue
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queue.recv()
+        };
+        match job {
+            Ok(job) => job(),
+            Err(mpsc::RecvError) => return,
+        }
+    }
+}
+
+fn lower_this_threads_priority() {
+    let thread = rustix::thread::gettid();
+    let current = rustix::process::getpriority_process(Some(thread)).unwrap_or(0);
+    let niceness = current.max(PASSWORD_HASHING_NICENESS);
+    if let Err(err) = rustix::process::setpriority_process(Some(thread), niceness) {
+        tracing::warn!(error = %err, "could not lower the priority of a password-hashing thread");
+    }
+}
+
 impl Passwords {
-    /// A pool allowing `permits` concurrent hashes (the number of cores is a good value).
-    pub fn new(permits: usize) -> Result<Self, PasswordError> {
+    /// A pool of `threads` hashing threads (half the cores is the default).
+    pub fn new(threads: usize) -> Result<Self, PasswordError> {
+        let (jobs, queue) = mpsc::channel::<HashJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("{PASSWORD_HASHING_THREAD}-{n}"))
+                .spawn(move || hashing_thread(&queue))
+                .map_err(|e| PasswordError::Task(e.to_string()))?;
+        }
         let decoy = random_token(REFRESH_SECRET_BYTES);
         Ok(Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
+            jobs,
             decoy_hash: hash_now(&decoy)?,
         })
     }
@@ -86,11 +136,14 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|e| PasswordError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
+        let (answer, answered) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                // The caller may have gone away; the work is done either way.
+                answer.send(work()).ok();
+            }))
+            .map_err(|_| PasswordError::Task("the hashing threads have stopped".to_owned()))?;
+        answered
             .await
             .map_err(|e| PasswordError::Task(e.to_string()))?
     }
@@ -234,6 +287,45 @@ pub fn refresh_token_session(token: &str) -> Option<SessionId> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The niceness of every thread of this process whose name starts with `prefix`.
+    fn niceness_of_threads(prefix: &str) -> Vec<i64> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let path = task.unwrap().path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if !name.trim_end().starts_with(prefix) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+            // Fields after the parenthesised name: state is field 3, nice is field 19.
+            let after_name = stat.rsplit_once(')').unwrap().1;
+            let nice = after_name.split_whitespace().nth(16).unwrap();
+            found.push(nice.parse().unwrap());
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn passwords_are_hashed_on_their_own_threads_at_a_lower_priority() {
+        let passwords = Passwords::new(2).unwrap();
+        let hash = passwords.hash("correct horse".to_owned()).await.unwrap();
+        assert!(passwords
+            .verify("correct horse".to_owned(), hash.clone())
+            .await
+            .unwrap());
+        assert!(!passwords
+            .verify("wrong horse".to_owned(), hash)
+            .await
+            .unwrap());
+
+        let niceness = niceness_of_threads(PASSWORD_HASHING_THREAD);
+        // Other tests of this binary may run pools of their own at the same time.
+        assert!(niceness.len() >= 2, "{niceness:?}");
+        let this_thread = rustix::process::getpriority_process(None).unwrap();
+        let expected = i64::from(this_thread.max(PASSWORD_HASHING_NICENESS));
+        assert!(niceness.iter().all(|n| *n == expected), "{niceness:?}");
+    }
 
     #[test]
     fn a_refresh_token_names_its_session_and_is_stored_only_as_a_hash() {
