@@ -20,6 +20,15 @@ struct Process {
     stderr: Arc<Mutex<String>>,
 }
 
+/// The value of `name` in the environment the running process was (last) started with.
+fn environment_value(process: &Process, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{}/environ", process.child.id())).unwrap();
+    environ.split(|byte| *byte == 0).find_map(|entry| {
+        let entry = String::from_utf8_lossy(entry);
+        entry.strip_prefix(&format!("{name}=")).map(str::to_owned)
+    })
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -36,6 +45,7 @@ fn stratus(data_dir: &Path) -> Command {
         .env_remove("STRATUS_ADMIN_PASSWORD")
         .env_remove("STRATUS_JWT_SECRET")
         .env_remove("STRATUS_CONFIG")
+        .env_remove("MIMALLOC_PURGE_DELAY")
         .env("STRATUS_DATA_DIR", data_dir)
         .env("STRATUS_LOG", "warn")
         .current_dir(data_dir);
@@ -145,6 +155,11 @@ async fn with_no_configuration_the_binary_runs_a_private_cluster_and_stops_it_cl
 
     let mut first = start(&dir, port);
     wait_ready(&client, port, &mut first).await;
+    // The process restarted itself with mimalloc's purge delay chosen (same process id).
+    assert_eq!(
+        environment_value(&first, "MIMALLOC_PURGE_DELAY").as_deref(),
+        Some("10")
+    );
     // The admin is created right after the server starts listening.
     let deadline = Instant::now() + START_TIMEOUT;
     while !first.stderr.lock().unwrap().contains("with the password:") && Instant::now() < deadline
@@ -294,8 +309,18 @@ async fn with_no_configuration_the_binary_seeds_the_demo_catalog_on_its_first_st
     let after_first = events_replayed(&dir);
 
     let port = free_port();
-    let mut second = spawn(stratus(&dir).env("STRATUS_LOG", "info"), port);
+    // An operator's own allocator setting is kept.
+    let mut second = spawn(
+        stratus(&dir)
+            .env("STRATUS_LOG", "info")
+            .env("MIMALLOC_PURGE_DELAY", "25"),
+        port,
+    );
     wait_ready(&client, port, &mut second).await;
+    assert_eq!(
+        environment_value(&second, "MIMALLOC_PURGE_DELAY").as_deref(),
+        Some("25")
+    );
     wait_logged(&mut second, serving).await;
     let seeded_again = second
         .stderr

@@ -11,6 +11,9 @@ use crate::scenarios::Lag;
 use crate::seed::Rebuild;
 use crate::Args;
 
+/// Megabytes (10^6 bytes, the unit of the RSS target) in a mebibyte (2^20 bytes, what /proc reports).
+const MIB_IN_MB: f64 = 1.048_576;
+
 /// Latency and outcome of one kind of request (or several taken together).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestFigures {
@@ -234,9 +237,13 @@ impl Report {
         if let Some(d) = self.load('d') {
             push(
                 "server RSS under (d)",
-                "≤ 100 MB".into(),
-                format!("{:.1} MiB", d.usage.server_peak_rss_mib),
-                d.usage.server_peak_rss_mib <= 100.0,
+                "≤ 100 MB (95.4 MiB)".into(),
+                format!(
+                    "{:.1} MiB = {:.1} MB",
+                    d.usage.server_peak_rss_mib,
+                    d.usage.server_peak_rss_mib * MIB_IN_MB
+                ),
+                d.usage.server_peak_rss_mib * MIB_IN_MB <= 100.0,
             );
             push(
                 "(d) errors",
