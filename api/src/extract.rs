@@ -306,13 +306,27 @@ fn verify_token(req: &HttpRequest) -> Result<Claimed, ApiError> {
 
 /// Checks the token's session and account against the read model on every request, so logout,
 /// revocation, suspension and role changes take effect at once rather than when the access token
-/// expires. Costs one primary-key join.
+/// expires. Costs one primary-key join, or nothing while the answer is cached
+/// ([`crate::principals`]: until the `accounts` projection applies anything, one second at most).
 ///
 /// A session the read model does not know yet can only be one that was just started (a forged
 /// session id would need the signing key), so the token's own claims stand in until it appears.
 async fn current_roles(state: &AppState, claimed: &Claimed) -> Result<Vec<Role>, ApiError> {
-    let Some(principal) = accounts::principal(&state.pool, claimed.session_id.as_uuid()).await?
-    else {
+    let session = claimed.session_id.as_uuid();
+    let accounts_at = state.feed.local_progress(accounts::NAME);
+    let principal = match state.principals.get(session, accounts_at) {
+        Some(principal) => Some(principal),
+        None => {
+            let read = accounts::principal(&state.pool, session).await?;
+            if let Some(principal) = &read {
+                state
+                    .principals
+                    .put(session, principal.clone(), accounts_at);
+            }
+            read
+        }
+    };
+    let Some(principal) = principal else {
         return Ok(claimed.roles.clone());
     };
     if principal.account_status != accounts::STATUS_ACTIVE {

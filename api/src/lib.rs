@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod openapi;
 pub mod order_settings;
 pub mod payment_settings;
+pub mod principals;
 pub mod rate_limit;
 pub mod registration;
 pub mod routes;

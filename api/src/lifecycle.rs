@@ -272,6 +272,7 @@ pub async fn start(
         discount_codes,
         settings,
         catalog,
+        principals: crate::principals::PrincipalCache::default(),
     });
     let local_addr = listener.local_addr()?;
     let server = crate::http::server(state.clone(), tokens, listener, workers)?;

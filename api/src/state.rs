@@ -55,6 +55,8 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Quotes and orders: pricing, placing, paying from the wallet, cancelling, expiring.
     pub orders: Orders,
+    /// Session checks reused while the `accounts` projection stands still (at most a second).
+    pub principals: crate::principals::PrincipalCache,
 }
 
 /// Whether the read models had caught up when a command answered.

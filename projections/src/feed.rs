@@ -309,6 +309,17 @@ impl Feed {
         Ok(true)
     }
 
+    /// How far the named subscriber has got, when its runner is active in this process (`None`
+    /// otherwise, or for an unknown name): it changes exactly when the runner commits a batch.
+    pub fn local_progress(&self, name: &str) -> Option<FeedPosition> {
+        let slot = self.slots.get(name)?;
+        if !slot.active.load(Ordering::Relaxed) {
+            return None;
+        }
+        let at = *slot.progress.borrow();
+        Some(at)
+    }
+
     /// The position of the newest event in the log, in feed order, or `START` when it is empty.
     pub async fn head(&self) -> Result<FeedPosition, FeedError> {
         head(&self.pool).await

@@ -538,6 +538,9 @@ async fn a_suspended_account_is_shut_out_at_once_and_reinstated_by_an_admin() {
     let admin = app.admin_token().await;
     let customer = app.customer().await;
     let path = format!("/admin/accounts/{}", customer.account_id);
+    // The session check is answered (and cached) before the suspension.
+    let before = app.get("/me", Some(&customer.access_token)).await;
+    assert_eq!(before.status.as_u16(), 200, "{}", before.body);
 
     let suspended = app
         .post(
@@ -550,6 +553,7 @@ async fn a_suspended_account_is_shut_out_at_once_and_reinstated_by_an_admin() {
     assert_eq!(suspended.status.as_u16(), 200, "{}", suspended.body);
     assert_eq!(suspended.body["status"], "suspended");
     assert_eq!(suspended.body["suspension_reason"], "chargeback fraud");
+    // At once: the cached session check is void as soon as the accounts projection moves.
     let denied = app.get("/me", Some(&customer.access_token)).await;
     assert!(
         matches!(denied.status.as_u16(), 401 | 403),
