@@ -20,7 +20,10 @@ use sqlx::{PgConnection, PgPool, Row};
 use stratus_domain::{Currency, LedgerReference, Money};
 use uuid::Uuid;
 
+pub use batch::REBUILD_LINES_IN_MEMORY;
+
 use crate::feed::{Subscriber, SubscriberError};
+use crate::rebuild::Rebuild;
 use crate::stored_event::StoredEvent;
 
 /// The subscriber name of this projection.
@@ -92,6 +95,10 @@ impl Subscriber for WalletsProjection {
         Box::pin(batch::apply(tx, events))
     }
 
+    fn rebuilder(&self) -> Option<Box<dyn Rebuild>> {
+        Some(rebuilder_keeping(batch::REBUILD_LINES_IN_MEMORY))
+    }
+
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), SubscriberError>> {
         Box::pin(async move {
             sqlx::query("DELETE FROM wallet_transactions")
@@ -101,6 +108,13 @@ impl Subscriber for WalletsProjection {
             Ok(())
         })
     }
+}
+
+/// The rebuild of this projection, writing out settled lines once more than `lines_in_memory`
+/// are held ([`WalletsProjection`] uses [`REBUILD_LINES_IN_MEMORY`]; tests use a few to write
+/// out and take back lines mid-rebuild).
+pub fn rebuilder_keeping(lines_in_memory: usize) -> Box<dyn Rebuild> {
+    Box::new(batch::WalletsRebuild::new(lines_in_memory))
 }
 
 /// One wallet as the API shows it.

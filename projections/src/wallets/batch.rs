@@ -21,9 +21,10 @@
 //! a wallet, starts a top-up and completes it right. The load covers the lines the batch creates
 //! too: creating a line whose id exists must leave that line alone, and only the database knows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
@@ -39,6 +40,7 @@ use super::{
     STATUS_REJECTED,
 };
 use crate::feed::SubscriberError;
+use crate::rebuild::{CopyRows, Rebuild, ReplayedEvent};
 use crate::stored_event::StoredEvent;
 
 /// Every column of `wallets`, in table order.
@@ -118,6 +120,142 @@ pub(super) async fn apply(
     Ok(())
 }
 
+/// Settled lines (not pending) a rebuild keeps in memory at most before it writes them out: at
+/// about half a KiB each, 200,000 lines hold ~100 MiB. Wallet rows and pending lines always
+/// stay (one per wallet, and the top-ups and withdrawals still open).
+pub const REBUILD_LINES_IN_MEMORY: usize = 200_000;
+
+/// Deletes lines a rebuild wrote out already and returns them, to fold a later event into them
+/// (an unindexed scan of the fresh table, once per batch that needs it: only an event on a
+/// settled line does, which a valid log does not hold).
+const TAKE_BACK: &str = concat!(
+    "WITH taken AS (DELETE FROM wallet_transactions WHERE id = ANY($1) RETURNING ",
+    line_columns!(),
+    ") SELECT COALESCE(json_agg(taken), '[]') FROM taken"
+);
+
+/// The wallets projection's rebuild (crate::rebuild): every wallet and every open line folded in
+/// memory over the whole log, each row written once with `COPY`. Settled lines are written out
+/// when more than `lines_in_memory` are held; an event on one of them takes it back first.
+pub(super) struct WalletsRebuild {
+    work: UnitOfWork,
+    /// The ids of the lines written out so far.
+    written: HashSet<Uuid>,
+    lines_in_memory: usize,
+}
+
+impl WalletsRebuild {
+    pub(super) fn new(lines_in_memory: usize) -> Self {
+        Self {
+            work: UnitOfWork::new(Vec::new(), Vec::new()),
+            written: HashSet::new(),
+            lines_in_memory,
+        }
+    }
+
+    async fn apply_batch(
+        &mut self,
+        tx: &mut PgConnection,
+        events: &[ReplayedEvent],
+    ) -> Result<(), SubscriberError> {
+        let decoded = decode_replayed(events)?;
+        let mut taken_back: Vec<Uuid> = decoded
+            .iter()
+            .filter_map(|d| line_of(d.account_id, &d.event))
+            .filter(|id| self.written.contains(id))
+            .collect();
+        if !taken_back.is_empty() {
+            taken_back.sort_unstable();
+            taken_back.dedup();
+            let Json(lines): Json<Vec<LineRow>> = sqlx::query_scalar(TAKE_BACK)
+                .bind(&taken_back)
+                .fetch_one(&mut *tx)
+                .await?;
+            for line in lines {
+                self.written.remove(&line.id);
+                self.work.lines.insert_if_absent(line.id, || line);
+            }
+        }
+        for event in decoded {
+            self.work.apply(event)?;
+        }
+        if self.work.lines.rows.len() > self.lines_in_memory {
+            let settled = self.work.lines.take_where(|l| l.status != STATUS_PENDING);
+            self.written.extend(settled.iter().map(|l| l.id));
+            copy_lines(tx, &settled).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_all(&mut self, tx: &mut PgConnection) -> Result<(), SubscriberError> {
+        let wallets = self.work.wallets.take_where(|_| true);
+        let mut rows = CopyRows::new("wallets", wallet_columns!());
+        for w in &wallets {
+            rows.uuid(w.account_id)
+                .text(&w.currency)
+                .integer(w.balance_micros)
+                .integer(w.reserved_micros)
+                .integer(w.credit_limit_micros)
+                .integer(w.low_balance_threshold_micros)
+                .integer(w.version)
+                .timestamp(w.opened_at)
+                .timestamp(w.updated_at);
+            rows.end_row(tx).await?;
+        }
+        rows.finish(tx).await?;
+        let lines = self.work.lines.take_where(|_| true);
+        copy_lines(tx, &lines).await?;
+        Ok(())
+    }
+}
+
+impl Rebuild for WalletsRebuild {
+    fn tables(&self) -> &'static [&'static str] {
+        &["wallets", "wallet_transactions"]
+    }
+
+    fn apply<'a>(
+        &'a mut self,
+        tx: &'a mut PgConnection,
+        events: &'a [ReplayedEvent],
+    ) -> BoxFuture<'a, Result<(), SubscriberError>> {
+        Box::pin(self.apply_batch(tx, events))
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        tx: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), SubscriberError>> {
+        Box::pin(self.write_all(tx))
+    }
+}
+
+/// Appends `lines` to `wallet_transactions` with COPY.
+async fn copy_lines(tx: &mut PgConnection, lines: &[LineRow]) -> Result<(), sqlx::Error> {
+    let mut rows = CopyRows::new("wallet_transactions", line_columns!());
+    for l in lines {
+        rows.uuid(l.id)
+            .uuid(l.account_id)
+            .text(&l.kind)
+            .text(&l.status)
+            .optional_text(l.stage.as_deref())
+            .integer(l.amount_micros)
+            .text(&l.currency)
+            .optional_integer(l.balance_after_micros)
+            .optional_text(l.reference.as_deref())
+            .optional_text(l.reason.as_deref())
+            .optional_text(l.refunds_reference.as_deref())
+            .optional_text(l.gateway.as_deref())
+            .optional_text(l.failure_reason.as_deref())
+            .optional_uuid(l.decided_by)
+            .integer(l.created_position)
+            .timestamp(l.created_at)
+            .timestamp(l.updated_at);
+        rows.end_row(tx).await?;
+    }
+    rows.finish(tx).await
+}
+
 /// A wallet event with what the batch needs to know before applying it.
 struct Decoded<'a> {
     stored: &'a StoredEvent,
@@ -133,6 +271,27 @@ fn decode(events: &[StoredEvent]) -> Result<Vec<Decoded<'_>>, SubscriberError> {
         }
         // Deserialising from a borrowed `Value` spares a copy of every payload.
         let event = WalletEvent::deserialize(&stored.payload)
+            .map_err(|e| SubscriberError::decode(stored, e))?;
+        let account_id = Uuid::parse_str(&stored.aggregate_id)
+            .map_err(|e| SubscriberError::decode(stored, e))?;
+        decoded.push(Decoded {
+            stored,
+            account_id,
+            event,
+        });
+    }
+    Ok(decoded)
+}
+
+/// [`decode`] for a rebuild: each payload deserialised from its text straight into the event.
+fn decode_replayed(events: &[ReplayedEvent]) -> Result<Vec<Decoded<'_>>, SubscriberError> {
+    let mut decoded = Vec::with_capacity(events.len());
+    for replayed in events {
+        let stored = &replayed.event;
+        if stored.aggregate_type != <Wallet as cqrs_es::Aggregate>::TYPE {
+            continue;
+        }
+        let event: WalletEvent = serde_json::from_str(&replayed.payload)
             .map_err(|e| SubscriberError::decode(stored, e))?;
         let account_id = Uuid::parse_str(&stored.aggregate_id)
             .map_err(|e| SubscriberError::decode(stored, e))?;
@@ -302,6 +461,20 @@ impl<T> Rows<T> {
         let entry = self.rows.get_mut(&key)?;
         entry.changed = true;
         Some(change(&mut entry.row))
+    }
+
+    /// Removes and returns every row `pick` selects, whether changed or not.
+    fn take_where(&mut self, mut pick: impl FnMut(&T) -> bool) -> Vec<T> {
+        let keys: Vec<Uuid> = self
+            .rows
+            .iter()
+            .filter(|(_, entry)| pick(&entry.row))
+            .map(|(key, _)| *key)
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| self.rows.remove(&key))
+            .map(|entry| entry.row)
+            .collect()
     }
 
     /// The rows created or updated, in key order (concurrent writers then lock rows in one order).
