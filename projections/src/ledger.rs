@@ -372,6 +372,7 @@ impl LedgerRebuild {
                     ..
                 } => {
                     top_ups
+                        .row(3)
                         .text(&event.aggregate_id)
                         .uuid(payment_id.as_uuid())
                         .text(gateway.as_str());
@@ -390,14 +391,15 @@ impl LedgerRebuild {
                 .map_err(|e| SubscriberError::decode(event, e))?;
             for posting in &postings {
                 entries
-                    .integer(event.position.global_position)
-                    .integer(i64::from(posting.line))
+                    .row(10)
+                    .bigint(event.position.global_position)
+                    .smallint(posting.line)
                     .text(&event.aggregate_id)
-                    .integer(event.sequence)
+                    .bigint(event.sequence)
                     .text(&posting.ledger_account)
                     .optional_uuid(posting.account_id)
                     .text(posting.currency.code())
-                    .integer(posting.amount_micros)
+                    .bigint(posting.amount_micros)
                     .text(posting.kind.as_str())
                     .timestamp(event.recorded_at);
                 entries.end_row(tx).await?;

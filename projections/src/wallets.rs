@@ -20,8 +20,6 @@ use sqlx::{PgConnection, PgPool, Row};
 use stratus_domain::{Currency, LedgerReference, Money};
 use uuid::Uuid;
 
-pub use batch::REBUILD_LINES_IN_MEMORY;
-
 use crate::feed::{Subscriber, SubscriberError};
 use crate::rebuild::Rebuild;
 use crate::stored_event::StoredEvent;
@@ -96,7 +94,7 @@ impl Subscriber for WalletsProjection {
     }
 
     fn rebuilder(&self) -> Option<Box<dyn Rebuild>> {
-        Some(rebuilder_keeping(batch::REBUILD_LINES_IN_MEMORY))
+        Some(Box::new(batch::WalletsRebuild::new()))
     }
 
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), SubscriberError>> {
@@ -108,13 +106,6 @@ impl Subscriber for WalletsProjection {
             Ok(())
         })
     }
-}
-
-/// The rebuild of this projection, writing out settled lines once more than `lines_in_memory`
-/// are held ([`WalletsProjection`] uses [`REBUILD_LINES_IN_MEMORY`]; tests use a few to write
-/// out and take back lines mid-rebuild).
-pub fn rebuilder_keeping(lines_in_memory: usize) -> Box<dyn Rebuild> {
-    Box::new(batch::WalletsRebuild::new(lines_in_memory))
 }
 
 /// One wallet as the API shows it.

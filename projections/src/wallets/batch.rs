@@ -120,11 +120,6 @@ pub(super) async fn apply(
     Ok(())
 }
 
-/// Settled lines (not pending) a rebuild keeps in memory at most before it writes them out: at
-/// about half a KiB each, 200,000 lines hold ~100 MiB. Wallet rows and pending lines always
-/// stay (one per wallet, and the top-ups and withdrawals still open).
-pub const REBUILD_LINES_IN_MEMORY: usize = 200_000;
-
 /// Deletes lines a rebuild wrote out already and returns them, to fold a later event into them
 /// (an unindexed scan of the fresh table, once per batch that needs it: only an event on a
 /// settled line does, which a valid log does not hold).
@@ -134,22 +129,22 @@ const TAKE_BACK: &str = concat!(
     ") SELECT COALESCE(json_agg(taken), '[]') FROM taken"
 );
 
-/// The wallets projection's rebuild (crate::rebuild): every wallet and every open line folded in
-/// memory over the whole log, each row written once with `COPY`. Settled lines are written out
-/// when more than `lines_in_memory` are held; an event on one of them takes it back first.
+/// The wallets projection's rebuild (crate::rebuild): wallets and pending lines folded in memory
+/// over the whole log and written once at the end, settled lines (most of them: debits and
+/// refunds are settled from the start) written after the batch that settles them, all with
+/// `COPY`. An event on a line written out already takes it back first, so the result is the one
+/// of [`apply`]. Memory: the wallets, the pending lines, and the id of every line written.
 pub(super) struct WalletsRebuild {
     work: UnitOfWork,
     /// The ids of the lines written out so far.
     written: HashSet<Uuid>,
-    lines_in_memory: usize,
 }
 
 impl WalletsRebuild {
-    pub(super) fn new(lines_in_memory: usize) -> Self {
+    pub(super) fn new() -> Self {
         Self {
             work: UnitOfWork::new(Vec::new(), Vec::new()),
             written: HashSet::new(),
-            lines_in_memory,
         }
     }
 
@@ -161,7 +156,7 @@ impl WalletsRebuild {
         let decoded = decode_replayed(events)?;
         let mut taken_back: Vec<Uuid> = decoded
             .iter()
-            .filter_map(|d| line_of(d.account_id, &d.event))
+            .filter_map(|d| d.line)
             .filter(|id| self.written.contains(id))
             .collect();
         if !taken_back.is_empty() {
@@ -179,11 +174,9 @@ impl WalletsRebuild {
         for event in decoded {
             self.work.apply(event)?;
         }
-        if self.work.lines.rows.len() > self.lines_in_memory {
-            let settled = self.work.lines.take_where(|l| l.status != STATUS_PENDING);
-            self.written.extend(settled.iter().map(|l| l.id));
-            copy_lines(tx, &settled).await?;
-        }
+        let settled = self.work.lines.take_where(|l| l.status != STATUS_PENDING);
+        self.written.extend(settled.iter().map(|l| l.id));
+        copy_lines(tx, &settled).await?;
         Ok(())
     }
 
@@ -191,13 +184,14 @@ impl WalletsRebuild {
         let wallets = self.work.wallets.take_where(|_| true);
         let mut rows = CopyRows::new("wallets", wallet_columns!());
         for w in &wallets {
-            rows.uuid(w.account_id)
+            rows.row(9)
+                .uuid(w.account_id)
                 .text(&w.currency)
-                .integer(w.balance_micros)
-                .integer(w.reserved_micros)
-                .integer(w.credit_limit_micros)
-                .integer(w.low_balance_threshold_micros)
-                .integer(w.version)
+                .bigint(w.balance_micros)
+                .bigint(w.reserved_micros)
+                .bigint(w.credit_limit_micros)
+                .bigint(w.low_balance_threshold_micros)
+                .bigint(w.version)
                 .timestamp(w.opened_at)
                 .timestamp(w.updated_at);
             rows.end_row(tx).await?;
@@ -234,21 +228,22 @@ impl Rebuild for WalletsRebuild {
 async fn copy_lines(tx: &mut PgConnection, lines: &[LineRow]) -> Result<(), sqlx::Error> {
     let mut rows = CopyRows::new("wallet_transactions", line_columns!());
     for l in lines {
-        rows.uuid(l.id)
+        rows.row(17)
+            .uuid(l.id)
             .uuid(l.account_id)
             .text(&l.kind)
             .text(&l.status)
             .optional_text(l.stage.as_deref())
-            .integer(l.amount_micros)
+            .bigint(l.amount_micros)
             .text(&l.currency)
-            .optional_integer(l.balance_after_micros)
+            .optional_bigint(l.balance_after_micros)
             .optional_text(l.reference.as_deref())
             .optional_text(l.reason.as_deref())
             .optional_text(l.refunds_reference.as_deref())
             .optional_text(l.gateway.as_deref())
             .optional_text(l.failure_reason.as_deref())
             .optional_uuid(l.decided_by)
-            .integer(l.created_position)
+            .bigint(l.created_position)
             .timestamp(l.created_at)
             .timestamp(l.updated_at);
         rows.end_row(tx).await?;
@@ -261,6 +256,8 @@ struct Decoded<'a> {
     stored: &'a StoredEvent,
     account_id: Uuid,
     event: WalletEvent,
+    /// The line the event creates or updates ([`line_of`], computed once: a UUIDv5 is a SHA-1).
+    line: Option<Uuid>,
 }
 
 fn decode(events: &[StoredEvent]) -> Result<Vec<Decoded<'_>>, SubscriberError> {
@@ -275,6 +272,7 @@ fn decode(events: &[StoredEvent]) -> Result<Vec<Decoded<'_>>, SubscriberError> {
         let account_id = Uuid::parse_str(&stored.aggregate_id)
             .map_err(|e| SubscriberError::decode(stored, e))?;
         decoded.push(Decoded {
+            line: line_of(account_id, &event),
             stored,
             account_id,
             event,
@@ -296,6 +294,7 @@ fn decode_replayed(events: &[ReplayedEvent]) -> Result<Vec<Decoded<'_>>, Subscri
         let account_id = Uuid::parse_str(&stored.aggregate_id)
             .map_err(|e| SubscriberError::decode(stored, e))?;
         decoded.push(Decoded {
+            line: line_of(account_id, &event),
             stored,
             account_id,
             event,
@@ -328,10 +327,7 @@ async fn load(tx: &mut PgConnection, batch: &[Decoded<'_>]) -> Result<UnitOfWork
     let mut account_ids: Vec<Uuid> = batch.iter().map(|d| d.account_id).collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    let mut line_ids: Vec<Uuid> = batch
-        .iter()
-        .filter_map(|d| line_of(d.account_id, &d.event))
-        .collect();
+    let mut line_ids: Vec<Uuid> = batch.iter().filter_map(|d| d.line).collect();
     line_ids.sort_unstable();
     line_ids.dedup();
     // Planned afresh for every batch: a cached generic plan made while the tables were small (a
@@ -465,16 +461,11 @@ impl<T> Rows<T> {
 
     /// Removes and returns every row `pick` selects, whether changed or not.
     fn take_where(&mut self, mut pick: impl FnMut(&T) -> bool) -> Vec<T> {
-        let keys: Vec<Uuid> = self
-            .rows
-            .iter()
-            .filter(|(_, entry)| pick(&entry.row))
-            .map(|(key, _)| *key)
-            .collect();
-        keys.into_iter()
-            .filter_map(|key| self.rows.remove(&key))
-            .map(|entry| entry.row)
-            .collect()
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rows)
+            .into_iter()
+            .partition(|(_, entry)| pick(&entry.row));
+        self.rows = kept.into_iter().collect();
+        taken.into_iter().map(|(_, entry)| entry.row).collect()
     }
 
     /// The rows created or updated, in key order (concurrent writers then lock rows in one order).
@@ -509,6 +500,7 @@ impl UnitOfWork {
             stored,
             account_id,
             event,
+            line,
         } = decoded;
         let at = stored.recorded_at;
         match event {
@@ -593,7 +585,8 @@ impl UnitOfWork {
                     refunds_reference: None,
                     gateway: None,
                 };
-                self.create_line(stored, account_id, line_id(account_id, &reference), new);
+                let id = line.unwrap_or_else(|| line_id(account_id, &reference));
+                self.create_line(stored, account_id, id, new);
                 self.set_balance(account_id, balance_after);
             }
             WalletEvent::WalletRefunded {
@@ -618,7 +611,8 @@ impl UnitOfWork {
                         .map(str::to_owned),
                     gateway: None,
                 };
-                self.create_line(stored, account_id, line_id(account_id, &reference), new);
+                let id = line.unwrap_or_else(|| line_id(account_id, &reference));
+                self.create_line(stored, account_id, id, new);
                 self.set_balance(account_id, balance_after);
             }
             WalletEvent::WithdrawalRequested {
