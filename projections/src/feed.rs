@@ -19,6 +19,10 @@
 //! ([`Subscriber::aggregate_types`]): an append of another type does not wake its runner, and its
 //! batches pass over such events (position only, no payload sent or decoded) while its checkpoint
 //! still moves through the whole log in order.
+//!
+//! A rebuild ([`Feed::rebuild`]) replays the whole log in one transaction: through `reset` and
+//! `apply`, or, for a subscriber with a [`Subscriber::rebuilder`], into fresh tables that replace
+//! the live ones at commit ([`crate::rebuild`], docs/adr/0015).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -146,8 +150,9 @@ pub trait Subscriber: Send + Sync + 'static {
         events: &'a [StoredEvent],
     ) -> BoxFuture<'a, Result<(), SubscriberError>>;
 
-    /// Empties what the subscriber has built, before a rebuild from position zero. Runs in the
-    /// rebuild's transaction; use `DELETE` (not `TRUNCATE`) so readers keep the old model until commit.
+    /// Empties what the subscriber has built, before a rebuild from position zero (one without a
+    /// [`Subscriber::rebuilder`]). Runs in the rebuild's transaction; use `DELETE` (not
+    /// `TRUNCATE`) so readers keep the old model until commit.
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), SubscriberError>>;
 
     /// The aggregate types whose events the subscriber acts on; `None` (the default) for all.
@@ -784,8 +789,8 @@ struct ReplayBatch {
 
 /// Reads the whole log below the fence on a connection of its own and sends it in batches of
 /// [`REBUILD_BATCH_SIZE`] until the log is read, a read fails or the receiver is gone. The
-/// rebuild's transaction holds a transaction id from its start, so the fence never passes it: the
-/// reader sees the same events the rebuild's own connection would.
+/// rebuild's transaction holds a transaction id since it locked the checkpoint row, so the fence
+/// never passes it: the reader sees the same events the rebuild's own connection would.
 async fn read_ahead(
     pool: PgPool,
     types: Option<&'static [&'static str]>,

@@ -41,7 +41,9 @@ pub const REBUILD_SCHEMA_PREFIX: &str = "stratus_rebuild_";
 /// `event.metadata` are `null` (the metadata is not read at all, the payload only as text).
 #[derive(Debug, Clone)]
 pub struct ReplayedEvent {
+    /// The event as stored, its payload and metadata `null`.
     pub event: StoredEvent,
+    /// The payload, as the text of its JSON.
     pub payload: String,
 }
 

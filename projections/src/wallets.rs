@@ -8,7 +8,8 @@
 //!
 //! A batch of events is applied as one unit of work (`wallets/batch.rs`): the rows it touches
 //! are read once, the events applied to them in memory, and what changed is written back: two
-//! statements per batch whatever its size.
+//! statements per batch whatever its size. A rebuild folds the whole log instead and writes each
+//! row once with `COPY` into fresh tables (`WalletsRebuild`, crate::rebuild).
 
 mod batch;
 
