@@ -186,11 +186,6 @@ pub async fn rebuild(
         written += chunk;
     }
     sqlx::query("VACUUM ANALYZE events").execute(&pool).await?;
-    // The fill and the vacuum leave most of the log's pages dirty in shared buffers: without a
-    // checkpoint here, the first rebuild pays for writing them out (each eviction of a dirty page
-    // flushes the WAL first) and the second does not, so the two were not measured alike. A log
-    // being rebuilt in production has been checkpointed long since.
-    sqlx::query("CHECKPOINT").execute(&pool).await?;
     let log_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)
         .await?;
