@@ -19,6 +19,10 @@
 //! ([`Subscriber::aggregate_types`]): an append of another type does not wake its runner, and its
 //! batches pass over such events (position only, no payload sent or decoded) while its checkpoint
 //! still moves through the whole log in order.
+//!
+//! A rebuild ([`Feed::rebuild`]) replays the whole log in one transaction: through `reset` and
+//! `apply`, or, for a subscriber with a [`Subscriber::rebuilder`], into fresh tables that replace
+//! the live ones at commit ([`crate::rebuild`], docs/adr/0015).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,11 +32,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{Connection, PgConnection, PgPool, Row};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 use crate::position::FeedPosition;
+use crate::rebuild::{FreshTables, Rebuild, ReplayedEvent};
 use crate::stored_event::{position_of_row, StoredEvent, EVENT_COLUMNS, FEED_ORDER};
 
 /// Events applied per transaction: large enough to amortise the commit, small enough to keep a
@@ -41,6 +46,9 @@ pub const BATCH_SIZE: i64 = 500;
 /// Events per batch of a rebuild, which runs in one transaction anyway: bigger batches mean fewer
 /// rewrites of the same read-model rows (about 1.5× the rebuild rate of 500, docs/benchmarks.md).
 pub const REBUILD_BATCH_SIZE: i64 = 5_000;
+/// Batches a rebuild reads ahead of the one being applied: one keeps reading and writing
+/// overlapped (they run on two connections, so on two cores); more would only hold more memory.
+pub const REBUILD_READ_AHEAD_BATCHES: usize = 1;
 /// Fallback poll when no notification arrives (a lost NOTIFY, a listener reconnecting).
 pub const POLL_INTERVAL_MS: u64 = 1_000;
 /// First wait when committed events sit behind the fence of a transaction still running.
@@ -66,6 +74,19 @@ const FILTERED_EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, ev
      event_version, CASE WHEN aggregate_type = ANY($4) THEN payload END AS payload, \
      CASE WHEN aggregate_type = ANY($4) THEN metadata END AS metadata, global_position, \
      transaction_id::text AS transaction_id, recorded_at";
+
+/// The columns of a rebuild's batch ([`read_replay_batch`]): the payload as text, to be
+/// deserialised straight into the subscriber's event type, and no metadata, which no rebuild
+/// reads (it was a third of the reading time, docs/adr/0015).
+const REPLAY_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload::text AS payload, global_position, \
+     transaction_id::text AS transaction_id, recorded_at";
+
+/// [`REPLAY_COLUMNS`] for a subscriber of some aggregate types only (`$4`): other events come
+/// with a NULL payload and are passed over.
+const REPLAY_FILTERED_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, CASE WHEN aggregate_type = ANY($4) THEN payload::text END AS payload, \
+     global_position, transaction_id::text AS transaction_id, recorded_at";
 
 const FENCED_BATCH: &str = "SELECT {cols} FROM events \
      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
@@ -129,8 +150,9 @@ pub trait Subscriber: Send + Sync + 'static {
         events: &'a [StoredEvent],
     ) -> BoxFuture<'a, Result<(), SubscriberError>>;
 
-    /// Empties what the subscriber has built, before a rebuild from position zero. Runs in the
-    /// rebuild's transaction; use `DELETE` (not `TRUNCATE`) so readers keep the old model until commit.
+    /// Empties what the subscriber has built, before a rebuild from position zero (one without a
+    /// [`Subscriber::rebuilder`]). Runs in the rebuild's transaction; use `DELETE` (not
+    /// `TRUNCATE`) so readers keep the old model until commit.
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), SubscriberError>>;
 
     /// The aggregate types whose events the subscriber acts on; `None` (the default) for all.
@@ -138,6 +160,13 @@ pub trait Subscriber: Send + Sync + 'static {
     /// checkpoint moves past them), and appends of other types do not wake the runner: on a busy
     /// log that saves a transaction per subscriber per append (docs/benchmarks.md).
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// A replay of the whole log into fresh tables, for [`Feed::rebuild`] (see [`crate::rebuild`]);
+    /// `None` (the default): a rebuild is `reset` and then `apply` batch after batch. A rebuilder
+    /// must leave exactly the rows that `reset` and `apply` leave.
+    fn rebuilder(&self) -> Option<Box<dyn Rebuild>> {
         None
     }
 }
@@ -358,6 +387,16 @@ impl Feed {
             .bind(subscriber.name())
             .execute(&mut *tx)
             .await?;
+        if let Some(rebuilder) = subscriber.rebuilder() {
+            let (at, replayed) = self
+                .rebuild_fresh(&mut tx, subscriber.as_ref(), rebuilder)
+                .await?;
+            move_rebuilt_checkpoint(&mut tx, subscriber.name(), at).await?;
+            tx.commit().await?;
+            slot.progress.send_replace(at);
+            self.wake();
+            return Ok(replayed);
+        }
         subscriber.reset(&mut tx).await?;
         let mut at = FeedPosition::START;
         let mut replayed: u64 = 0;
@@ -376,19 +415,60 @@ impl Feed {
             }
             replayed = replayed.saturating_add(batch.read as u64);
         }
-        sqlx::query(
-            "UPDATE subscriber_checkpoints SET transaction_id = $2::text::xid8, global_position = $3, \
-             updated_at = now() WHERE name = $1",
-        )
-        .bind(subscriber.name())
-        .bind(at.transaction_id.to_string())
-        .bind(at.global_position)
-        .execute(&mut *tx)
-        .await?;
+        move_rebuilt_checkpoint(&mut tx, subscriber.name(), at).await?;
         tx.commit().await?;
         slot.progress.send_replace(at);
         self.wake();
         Ok(replayed)
+    }
+
+    /// The rebuild of a subscriber with a [`Rebuild`]: the log is read on a second connection,
+    /// [`REBUILD_READ_AHEAD_BATCHES`] ahead of `tx`, which does every write (crate::rebuild).
+    /// Returns the position of the last event read and the number of events read.
+    async fn rebuild_fresh(
+        &self,
+        tx: &mut PgConnection,
+        subscriber: &dyn Subscriber,
+        mut rebuilder: Box<dyn Rebuild>,
+    ) -> Result<(FeedPosition, u64), FeedError> {
+        let fresh = FreshTables::create(tx, subscriber.name(), rebuilder.tables()).await?;
+        let (sender, mut batches) = mpsc::channel(REBUILD_READ_AHEAD_BATCHES);
+        let reader = tokio::spawn(read_ahead(
+            self.pool.clone(),
+            subscriber.aggregate_types(),
+            sender,
+        ));
+        let mut at = FeedPosition::START;
+        let mut replayed: u64 = 0;
+        let mut failure = None;
+        while let Some(batch) = batches.recv().await {
+            let applied = match batch {
+                Ok(batch) => {
+                    if let Some(last) = batch.last {
+                        at = last;
+                    }
+                    replayed = replayed.saturating_add(batch.read as u64);
+                    rebuilder
+                        .apply(tx, &batch.events)
+                        .await
+                        .map_err(FeedError::from)
+                }
+                Err(err) => Err(FeedError::from(err)),
+            };
+            if let Err(err) = applied {
+                failure = Some(err);
+                break;
+            }
+        }
+        // Dropping the receiver stops the reader at its next batch.
+        drop(batches);
+        reader.await.ok();
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        rebuilder.finish(tx).await?;
+        fresh.replace_live(tx).await?;
+        Ok((at, replayed))
     }
 
     /// Applies everything currently below the fence for one subscriber, on the calling task, and
@@ -595,9 +675,8 @@ async fn apply_batch(
         tx.rollback().await?;
         return Ok(0);
     };
-    if !batch.events.is_empty() {
-        subscriber.apply(&mut tx, &batch.events).await?;
-    }
+    // The checkpoint moves first: a rebuild holding the checkpoint row stops this batch before it
+    // touches the read model, whose tables the rebuild replaces at its end (crate::rebuild).
     let moved = sqlx::query(
         "UPDATE subscriber_checkpoints SET transaction_id = $2::text::xid8, global_position = $3, updated_at = now() \
          WHERE name = $1 AND transaction_id = $4::text::xid8 AND global_position = $5",
@@ -612,6 +691,9 @@ async fn apply_batch(
     if moved.rows_affected() != 1 {
         tx.rollback().await?;
         return Err(FeedError::CheckpointMoved(subscriber.name()));
+    }
+    if !batch.events.is_empty() {
+        subscriber.apply(&mut tx, &batch.events).await?;
     }
     tx.commit().await?;
     *at = next;
@@ -682,6 +764,116 @@ async fn read_batch(
         }
     }
     Ok(Batch {
+        events,
+        read: rows.len(),
+        last,
+    })
+}
+
+/// Moves the checkpoint of a rebuilt subscriber to `at`, unconditionally (its row is locked).
+async fn move_rebuilt_checkpoint(
+    tx: &mut PgConnection,
+    name: &str,
+    at: FeedPosition,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE subscriber_checkpoints SET transaction_id = $2::text::xid8, global_position = $3, \
+         updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(at.transaction_id.to_string())
+    .bind(at.global_position)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// One fenced batch of a rebuild's replay.
+struct ReplayBatch {
+    /// The events of the batch the subscriber acts on, in feed order, payloads as text.
+    events: Vec<ReplayedEvent>,
+    /// How many events were read, including those passed over.
+    read: usize,
+    /// The position of the last event read (`None`: nothing new).
+    last: Option<FeedPosition>,
+}
+
+/// Reads the whole log below the fence on a connection of its own and sends it in batches of
+/// [`REBUILD_BATCH_SIZE`] until the log is read, a read fails or the receiver is gone. The
+/// rebuild's transaction holds a transaction id since it locked the checkpoint row, so the fence
+/// never passes it: the reader sees the same events the rebuild's own connection would.
+async fn read_ahead(
+    pool: PgPool,
+    types: Option<&'static [&'static str]>,
+    batches: mpsc::Sender<Result<ReplayBatch, sqlx::Error>>,
+) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(err) => {
+            batches.send(Err(err)).await.ok();
+            return;
+        }
+    };
+    let mut at = FeedPosition::START;
+    loop {
+        let batch = read_replay_batch(&mut conn, at, REBUILD_BATCH_SIZE, types).await;
+        let last = match &batch {
+            Ok(batch) => batch.last,
+            Err(_) => None,
+        };
+        if batches.send(batch).await.is_err() {
+            return;
+        }
+        match last {
+            Some(last) => at = last,
+            None => return,
+        }
+    }
+}
+
+/// [`read_batch`] for a rebuild: payloads as JSON text, no metadata.
+async fn read_replay_batch(
+    conn: &mut PgConnection,
+    after: FeedPosition,
+    limit: i64,
+    types: Option<&[&str]>,
+) -> Result<ReplayBatch, sqlx::Error> {
+    let columns = match types {
+        Some(_) => REPLAY_FILTERED_COLUMNS,
+        None => REPLAY_COLUMNS,
+    };
+    let sql = FENCED_BATCH
+        .replace("{cols}", columns)
+        .replace("{order}", FEED_ORDER);
+    let mut query = sqlx::query(&sql)
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .bind(limit);
+    if let Some(types) = types {
+        query = query.bind(types);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for row in &rows {
+        let position = position_of_row(row)?;
+        last = Some(position);
+        let payload: Option<String> = row.try_get("payload")?;
+        let Some(payload) = payload else { continue };
+        let event = StoredEvent {
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: serde_json::Value::Null,
+            metadata: serde_json::Value::Null,
+            position,
+            recorded_at: row.try_get("recorded_at")?,
+        };
+        events.push(ReplayedEvent { event, payload });
+    }
+    Ok(ReplayBatch {
         events,
         read: rows.len(),
         last,

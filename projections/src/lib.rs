@@ -21,6 +21,7 @@ pub mod invoices;
 pub mod ledger;
 pub mod orders;
 pub mod position;
+pub mod rebuild;
 pub mod stored_event;
 pub mod wallets;
 

@@ -8,7 +8,8 @@
 //!
 //! A batch of events is applied as one unit of work (`wallets/batch.rs`): the rows it touches
 //! are read once, the events applied to them in memory, and what changed is written back: two
-//! statements per batch whatever its size.
+//! statements per batch whatever its size. A rebuild folds the whole log instead and writes each
+//! row once with `COPY` into fresh tables (`WalletsRebuild`, crate::rebuild).
 
 mod batch;
 
@@ -21,6 +22,7 @@ use stratus_domain::{Currency, LedgerReference, Money};
 use uuid::Uuid;
 
 use crate::feed::{Subscriber, SubscriberError};
+use crate::rebuild::Rebuild;
 use crate::stored_event::StoredEvent;
 
 /// The subscriber name of this projection.
@@ -90,6 +92,10 @@ impl Subscriber for WalletsProjection {
         events: &'a [StoredEvent],
     ) -> BoxFuture<'a, Result<(), SubscriberError>> {
         Box::pin(batch::apply(tx, events))
+    }
+
+    fn rebuilder(&self) -> Option<Box<dyn Rebuild>> {
+        Some(Box::new(batch::WalletsRebuild::new()))
     }
 
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), SubscriberError>> {

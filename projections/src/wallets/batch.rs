@@ -21,9 +21,10 @@
 //! a wallet, starts a top-up and completes it right. The load covers the lines the batch creates
 //! too: creating a line whose id exists must leave that line alone, and only the database knows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
@@ -39,6 +40,7 @@ use super::{
     STATUS_REJECTED,
 };
 use crate::feed::SubscriberError;
+use crate::rebuild::{CopyRows, Rebuild, ReplayedEvent};
 use crate::stored_event::StoredEvent;
 
 /// Every column of `wallets`, in table order.
@@ -118,11 +120,144 @@ pub(super) async fn apply(
     Ok(())
 }
 
+/// Deletes lines a rebuild wrote out already and returns them, to fold a later event into them
+/// (an unindexed scan of the fresh table, once per batch that needs it: only an event on a
+/// settled line does, which a valid log does not hold).
+const TAKE_BACK: &str = concat!(
+    "WITH taken AS (DELETE FROM wallet_transactions WHERE id = ANY($1) RETURNING ",
+    line_columns!(),
+    ") SELECT COALESCE(json_agg(taken), '[]') FROM taken"
+);
+
+/// The wallets projection's rebuild (crate::rebuild): wallets and pending lines folded in memory
+/// over the whole log and written once at the end, settled lines (most of them: debits and
+/// refunds are settled from the start) written after the batch that settles them, all with
+/// `COPY`. An event on a line written out already takes it back first, so the result is the one
+/// of [`apply`]. Memory: the wallets, the pending lines, and the id of every line written.
+pub(super) struct WalletsRebuild {
+    work: UnitOfWork,
+    /// The ids of the lines written out so far.
+    written: HashSet<Uuid>,
+}
+
+impl WalletsRebuild {
+    pub(super) fn new() -> Self {
+        Self {
+            work: UnitOfWork::new(Vec::new(), Vec::new()),
+            written: HashSet::new(),
+        }
+    }
+
+    async fn apply_batch(
+        &mut self,
+        tx: &mut PgConnection,
+        events: &[ReplayedEvent],
+    ) -> Result<(), SubscriberError> {
+        let decoded = decode_replayed(events)?;
+        let mut taken_back: Vec<Uuid> = decoded
+            .iter()
+            .filter_map(|d| d.line)
+            .filter(|id| self.written.contains(id))
+            .collect();
+        if !taken_back.is_empty() {
+            taken_back.sort_unstable();
+            taken_back.dedup();
+            let Json(lines): Json<Vec<LineRow>> = sqlx::query_scalar(TAKE_BACK)
+                .bind(&taken_back)
+                .fetch_one(&mut *tx)
+                .await?;
+            for line in lines {
+                self.written.remove(&line.id);
+                self.work.lines.insert_if_absent(line.id, || line);
+            }
+        }
+        for event in decoded {
+            self.work.apply(event)?;
+        }
+        let settled = self.work.lines.take_where(|l| l.status != STATUS_PENDING);
+        self.written.extend(settled.iter().map(|l| l.id));
+        copy_lines(tx, &settled).await?;
+        Ok(())
+    }
+
+    async fn write_all(&mut self, tx: &mut PgConnection) -> Result<(), SubscriberError> {
+        let wallets = self.work.wallets.take_where(|_| true);
+        let mut rows = CopyRows::new("wallets", wallet_columns!());
+        for w in &wallets {
+            rows.row(9)
+                .uuid(w.account_id)
+                .text(&w.currency)
+                .bigint(w.balance_micros)
+                .bigint(w.reserved_micros)
+                .bigint(w.credit_limit_micros)
+                .bigint(w.low_balance_threshold_micros)
+                .bigint(w.version)
+                .timestamp(w.opened_at)
+                .timestamp(w.updated_at);
+            rows.end_row(tx).await?;
+        }
+        rows.finish(tx).await?;
+        let lines = self.work.lines.take_where(|_| true);
+        copy_lines(tx, &lines).await?;
+        Ok(())
+    }
+}
+
+impl Rebuild for WalletsRebuild {
+    fn tables(&self) -> &'static [&'static str] {
+        &["wallets", "wallet_transactions"]
+    }
+
+    fn apply<'a>(
+        &'a mut self,
+        tx: &'a mut PgConnection,
+        events: &'a [ReplayedEvent],
+    ) -> BoxFuture<'a, Result<(), SubscriberError>> {
+        Box::pin(self.apply_batch(tx, events))
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        tx: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), SubscriberError>> {
+        Box::pin(self.write_all(tx))
+    }
+}
+
+/// Appends `lines` to `wallet_transactions` with COPY.
+async fn copy_lines(tx: &mut PgConnection, lines: &[LineRow]) -> Result<(), sqlx::Error> {
+    let mut rows = CopyRows::new("wallet_transactions", line_columns!());
+    for l in lines {
+        rows.row(17)
+            .uuid(l.id)
+            .uuid(l.account_id)
+            .text(&l.kind)
+            .text(&l.status)
+            .optional_text(l.stage.as_deref())
+            .bigint(l.amount_micros)
+            .text(&l.currency)
+            .optional_bigint(l.balance_after_micros)
+            .optional_text(l.reference.as_deref())
+            .optional_text(l.reason.as_deref())
+            .optional_text(l.refunds_reference.as_deref())
+            .optional_text(l.gateway.as_deref())
+            .optional_text(l.failure_reason.as_deref())
+            .optional_uuid(l.decided_by)
+            .bigint(l.created_position)
+            .timestamp(l.created_at)
+            .timestamp(l.updated_at);
+        rows.end_row(tx).await?;
+    }
+    rows.finish(tx).await
+}
+
 /// A wallet event with what the batch needs to know before applying it.
 struct Decoded<'a> {
     stored: &'a StoredEvent,
     account_id: Uuid,
     event: WalletEvent,
+    /// The line the event creates or updates ([`line_of`], computed once: a UUIDv5 is a SHA-1).
+    line: Option<Uuid>,
 }
 
 fn decode(events: &[StoredEvent]) -> Result<Vec<Decoded<'_>>, SubscriberError> {
@@ -137,6 +272,29 @@ fn decode(events: &[StoredEvent]) -> Result<Vec<Decoded<'_>>, SubscriberError> {
         let account_id = Uuid::parse_str(&stored.aggregate_id)
             .map_err(|e| SubscriberError::decode(stored, e))?;
         decoded.push(Decoded {
+            line: line_of(account_id, &event),
+            stored,
+            account_id,
+            event,
+        });
+    }
+    Ok(decoded)
+}
+
+/// [`decode`] for a rebuild: each payload deserialised from its text straight into the event.
+fn decode_replayed(events: &[ReplayedEvent]) -> Result<Vec<Decoded<'_>>, SubscriberError> {
+    let mut decoded = Vec::with_capacity(events.len());
+    for replayed in events {
+        let stored = &replayed.event;
+        if stored.aggregate_type != <Wallet as cqrs_es::Aggregate>::TYPE {
+            continue;
+        }
+        let event: WalletEvent = serde_json::from_str(&replayed.payload)
+            .map_err(|e| SubscriberError::decode(stored, e))?;
+        let account_id = Uuid::parse_str(&stored.aggregate_id)
+            .map_err(|e| SubscriberError::decode(stored, e))?;
+        decoded.push(Decoded {
+            line: line_of(account_id, &event),
             stored,
             account_id,
             event,
@@ -169,10 +327,7 @@ async fn load(tx: &mut PgConnection, batch: &[Decoded<'_>]) -> Result<UnitOfWork
     let mut account_ids: Vec<Uuid> = batch.iter().map(|d| d.account_id).collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    let mut line_ids: Vec<Uuid> = batch
-        .iter()
-        .filter_map(|d| line_of(d.account_id, &d.event))
-        .collect();
+    let mut line_ids: Vec<Uuid> = batch.iter().filter_map(|d| d.line).collect();
     line_ids.sort_unstable();
     line_ids.dedup();
     // Planned afresh for every batch: a cached generic plan made while the tables were small (a
@@ -304,6 +459,15 @@ impl<T> Rows<T> {
         Some(change(&mut entry.row))
     }
 
+    /// Removes and returns every row `pick` selects, whether changed or not.
+    fn take_where(&mut self, mut pick: impl FnMut(&T) -> bool) -> Vec<T> {
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rows)
+            .into_iter()
+            .partition(|(_, entry)| pick(&entry.row));
+        self.rows = kept.into_iter().collect();
+        taken.into_iter().map(|(_, entry)| entry.row).collect()
+    }
+
     /// The rows created or updated, in key order (concurrent writers then lock rows in one order).
     fn into_changed(self) -> Vec<T> {
         let mut changed: Vec<(Uuid, T)> = self
@@ -336,6 +500,7 @@ impl UnitOfWork {
             stored,
             account_id,
             event,
+            line,
         } = decoded;
         let at = stored.recorded_at;
         match event {
@@ -420,7 +585,8 @@ impl UnitOfWork {
                     refunds_reference: None,
                     gateway: None,
                 };
-                self.create_line(stored, account_id, line_id(account_id, &reference), new);
+                let id = line.unwrap_or_else(|| line_id(account_id, &reference));
+                self.create_line(stored, account_id, id, new);
                 self.set_balance(account_id, balance_after);
             }
             WalletEvent::WalletRefunded {
@@ -445,7 +611,8 @@ impl UnitOfWork {
                         .map(str::to_owned),
                     gateway: None,
                 };
-                self.create_line(stored, account_id, line_id(account_id, &reference), new);
+                let id = line.unwrap_or_else(|| line_id(account_id, &reference));
+                self.create_line(stored, account_id, id, new);
                 self.set_balance(account_id, balance_after);
             }
             WalletEvent::WithdrawalRequested {

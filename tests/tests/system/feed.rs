@@ -311,6 +311,25 @@ async fn read_models(pool: &PgPool) -> BTreeMap<String, Vec<String>> {
     models
 }
 
+/// The columns, indexes and constraints of every read-model table, as the catalog prints them,
+/// and the schemas whose name a rebuild's fresh tables use.
+async fn read_model_definitions(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.table_name || ' ' || c.column_name || ' ' || c.data_type || ' ' || c.is_nullable \
+           || ' ' || coalesce(c.column_default, '') FROM information_schema.columns c \
+           WHERE c.table_schema = current_schema() \
+         UNION ALL SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+           JOIN pg_class t ON t.oid = i.indrelid WHERE t.relnamespace = current_schema()::regnamespace \
+         UNION ALL SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) \
+           FROM pg_constraint WHERE connamespace = current_schema()::regnamespace \
+         UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname LIKE 'stratus_rebuild%' \
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn rebuilding_every_subscriber_leaves_every_read_model_as_it_was() {
     let app = TestApp::spawn().await;
@@ -326,6 +345,7 @@ async fn rebuilding_every_subscriber_leaves_every_read_model_as_it_was() {
     let names = feed.subscriber_names();
     wait_for_projections(feed, &names).await;
     let live = read_models(&app.pool).await;
+    let definitions = read_model_definitions(&app.pool).await;
 
     for name in &names {
         feed.rebuild(name).await.unwrap();
@@ -335,6 +355,14 @@ async fn rebuilding_every_subscriber_leaves_every_read_model_as_it_was() {
     assert_eq!(live["ledger_entries"].len(), 14);
     assert_eq!(live["accounts"].len(), 2, "the admin and the customer");
     assert_eq!(read_models(&app.pool).await, live);
+    assert!(definitions
+        .iter()
+        .any(|d| d.contains("wallet_transactions_by_kind")));
+    assert_eq!(
+        read_model_definitions(&app.pool).await,
+        definitions,
+        "the tables rebuilt fresh have the columns, indexes and constraints of those they replace"
+    );
 }
 
 #[tokio::test]
