@@ -722,6 +722,28 @@ struct Batch {
     last: Option<FeedPosition>,
 }
 
+/// The rows of the fenced batch after `after` with `columns` (which take the `types` as `$4` when
+/// they filter by aggregate type).
+async fn fetch_fenced(
+    conn: &mut PgConnection,
+    columns: &str,
+    after: FeedPosition,
+    limit: i64,
+    types: Option<&[&str]>,
+) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+    let sql = FENCED_BATCH
+        .replace("{cols}", columns)
+        .replace("{order}", FEED_ORDER);
+    let mut query = sqlx::query(&sql)
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .bind(limit);
+    if let Some(types) = types {
+        query = query.bind(types);
+    }
+    query.fetch_all(&mut *conn).await
+}
+
 /// Reads the fenced batch after `after`; with `types`, the events of other aggregate types are
 /// passed over (their position only) instead of being decoded.
 async fn read_batch(
@@ -734,17 +756,7 @@ async fn read_batch(
         Some(_) => FILTERED_EVENT_COLUMNS,
         None => EVENT_COLUMNS,
     };
-    let sql = FENCED_BATCH
-        .replace("{cols}", columns)
-        .replace("{order}", FEED_ORDER);
-    let mut query = sqlx::query(&sql)
-        .bind(after.transaction_id.to_string())
-        .bind(after.global_position)
-        .bind(limit);
-    if let Some(types) = types {
-        query = query.bind(types);
-    }
-    let rows = query.fetch_all(&mut *conn).await?;
+    let rows = fetch_fenced(conn, columns, after, limit, types).await?;
     let mut events = Vec::with_capacity(rows.len());
     let mut last = None;
     for row in &rows {
@@ -842,17 +854,7 @@ async fn read_replay_batch(
         Some(_) => REPLAY_FILTERED_COLUMNS,
         None => REPLAY_COLUMNS,
     };
-    let sql = FENCED_BATCH
-        .replace("{cols}", columns)
-        .replace("{order}", FEED_ORDER);
-    let mut query = sqlx::query(&sql)
-        .bind(after.transaction_id.to_string())
-        .bind(after.global_position)
-        .bind(limit);
-    if let Some(types) = types {
-        query = query.bind(types);
-    }
-    let rows = query.fetch_all(&mut *conn).await?;
+    let rows = fetch_fenced(conn, columns, after, limit, types).await?;
     let mut events = Vec::with_capacity(rows.len());
     let mut last = None;
     for row in &rows {
