@@ -491,22 +491,31 @@ impl Feed {
         Ok(at)
     }
 
-    /// Wakes this feed's runners that act on the types of every local append and passes the news
-    /// on to other processes with one NOTIFY at a time (appends made while one is sent are covered
-    /// by the next).
+    /// Wakes this feed's runners that act on the types of every local append at once, and passes
+    /// the news on to other processes through [`notify_other_processes`].
     async fn announce(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut appended = appends().signal.subscribe();
         let mut seen = HashMap::new();
         // Appends made before this feed started are not news: the runners read them on start.
         appended_types_since(&mut seen);
+        // The NOTIFY goes out from a task of its own, so that waking this process's runners never
+        // waits for the round trip of the previous one.
+        let untold = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let told = Arc::new(tokio::sync::Notify::new());
+        let notifier = tokio::spawn(notify_other_processes(
+            self.pool.clone(),
+            Arc::clone(&untold),
+            Arc::clone(&told),
+            shutdown.clone(),
+        ));
         loop {
             tokio::select! {
                 changed = appended.changed() => {
                     if changed.is_err() {
-                        return;
+                        break;
                     }
                 }
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
             }
             appended.borrow_and_update();
             let kinds = appended_types_since(&mut seen);
@@ -514,15 +523,13 @@ impl Feed {
                 continue;
             }
             self.wake_for_types(&kinds);
-            if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(kinds.join(","))
-                .execute(&self.pool)
-                .await
-            {
-                tracing::warn!(error = %err, "could not tell other processes about new events");
-            }
+            untold
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .extend(kinds);
+            told.notify_one();
         }
+        notifier.await.ok();
     }
 
     async fn listen(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -654,6 +661,40 @@ impl Feed {
                 () = sleep(Duration::from_millis(POLL_INTERVAL_MS)) => {}
                 _ = shutdown.changed() => {}
             }
+        }
+    }
+}
+
+/// Sends one NOTIFY naming the aggregate types appended since the last one, whenever there are
+/// any (appends made while one is sent are named by the next).
+async fn notify_other_processes(
+    pool: PgPool,
+    untold: Arc<Mutex<std::collections::BTreeSet<&'static str>>>,
+    told: Arc<tokio::sync::Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = told.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let kinds: Vec<&str> = std::mem::take(
+            &mut *untold
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+        .into_iter()
+        .collect();
+        if kinds.is_empty() {
+            continue;
+        }
+        if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(kinds.join(","))
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %err, "could not tell other processes about new events");
         }
     }
 }
