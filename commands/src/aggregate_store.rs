@@ -28,9 +28,9 @@ pub const MAX_CONFLICT_RETRIES: u32 = 8;
 pub const CONFLICT_BACKOFF_STEP_MS: u64 = 3;
 /// PostgreSQL's SQLSTATE for a unique violation: on `events`, another writer took the sequence.
 const UNIQUE_VIOLATION: &str = "23505";
-/// How many locks commands of one store are spread over. Commands on one aggregate always take the
-/// same lock, so inside one process they queue instead of racing; two aggregates share a lock only
-/// when their ids hash alike, which costs a short wait and never correctness.
+/// How many locks an aggregate's leader and a dry-run `load` of it are spread over: the lock keeps
+/// a load from taking the cached state while a burst decides on it. Two aggregates share a lock
+/// only when their ids hash alike, which costs a short wait and never correctness.
 pub const COMMAND_LOCK_STRIPES: usize = 1024;
 
 /// Why a command did not append.

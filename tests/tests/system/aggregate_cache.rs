@@ -200,34 +200,51 @@ async fn a_snapshot_of_another_build_or_one_that_does_not_decode_is_ignored() {
     assert_eq!(loaded.balance(), Some(eur(100_000_000)));
 }
 
+/// Runs `count` tasks made by `task`, released together by a barrier so that they queue on the
+/// aggregate at the same moment; their outputs in the order they were made.
+async fn all_at_once<F, T>(count: usize, task: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(count));
+    let tasks: Vec<_> = (0..count)
+        .map(|n| {
+            let start = std::sync::Arc::clone(&start);
+            let work = task(n);
+            tokio::spawn(async move {
+                start.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut outputs = Vec::with_capacity(count);
+    for task in tasks {
+        outputs.push(task.await.unwrap());
+    }
+    outputs
+}
+
 #[tokio::test]
 async fn concurrent_commands_on_one_aggregate_share_commits_and_keep_their_own_metadata() {
     let pool = fresh_pool().await;
     let wallets = std::sync::Arc::new(Wallets::new(pool.clone()));
     let account = wallets.open(Currency::EUR).await;
     let commands = 40;
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(commands));
-    let tasks: Vec<_> = (0..commands)
-        .map(|_| {
-            let wallets = std::sync::Arc::clone(&wallets);
-            let start = std::sync::Arc::clone(&start);
-            tokio::spawn(async move {
-                let metadata =
-                    stratus_commands::CommandMetadata::system(Uuid::now_v7(), "group-commit");
-                start.wait().await;
-                let appended = wallets
-                    .store
-                    .execute(&account.to_string(), credit(1_000_000), &metadata)
-                    .await
-                    .unwrap();
-                (metadata.command_id, appended)
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.push(task.await.unwrap());
-    }
+    let answers = all_at_once(commands, |_| {
+        let wallets = std::sync::Arc::clone(&wallets);
+        async move {
+            let metadata =
+                stratus_commands::CommandMetadata::system(Uuid::now_v7(), "group-commit");
+            let appended = wallets
+                .store
+                .execute(&account.to_string(), credit(1_000_000), &metadata)
+                .await
+                .unwrap();
+            (metadata.command_id, appended)
+        }
+    })
+    .await;
 
     // Every command got its own event, its own position, and its own metadata in the log.
     let mut sequences: Vec<usize> = answers
@@ -269,22 +286,15 @@ async fn a_refusal_inside_a_burst_refuses_only_its_own_command() {
     let wallets = std::sync::Arc::new(Wallets::new(pool.clone()));
     let account = wallets.open(Currency::EUR).await;
     wallets.accept(account, credit(10_000_000)).await;
-    let commands = 5;
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(commands));
-    let tasks: Vec<_> = (0..commands)
-        .map(|_| {
-            let wallets = std::sync::Arc::clone(&wallets);
-            let start = std::sync::Arc::clone(&start);
-            tokio::spawn(async move {
-                start.wait().await;
-                wallets.execute(account, debit(3_000_000)).await
-            })
-        })
-        .collect();
+    let answers = all_at_once(5, |_| {
+        let wallets = std::sync::Arc::clone(&wallets);
+        async move { wallets.execute(account, debit(3_000_000)).await }
+    })
+    .await;
     let mut accepted = 0;
     let mut refused = 0;
-    for task in tasks {
-        match task.await.unwrap() {
+    for answer in answers {
+        match answer {
             Ok(appended) => {
                 assert_eq!(appended.events.len(), 1);
                 accepted += 1;
