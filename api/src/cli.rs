@@ -135,7 +135,11 @@ async fn run_with(cli: Cli, settings: Settings, db: &OpenDatabase) -> Result<(),
         Command::Projections { action } => {
             let feed = Feed::new(
                 pool.clone(),
-                lifecycle::subscribers(&settings, &process_keys(&settings)?, &pool),
+                lifecycle::subscribers(
+                    &settings,
+                    &process_keys(&settings)?,
+                    &lifecycle::Services::new(&settings, &pool),
+                ),
             );
             match action {
                 ProjectionsAction::List => {
@@ -160,7 +164,11 @@ async fn run_with(cli: Cli, settings: Settings, db: &OpenDatabase) -> Result<(),
         } => {
             let feed = Feed::new(
                 pool.clone(),
-                lifecycle::subscribers(&settings, &process_keys(&settings)?, &pool),
+                lifecycle::subscribers(
+                    &settings,
+                    &process_keys(&settings)?,
+                    &lifecycle::Services::new(&settings, &pool),
+                ),
             );
             let result = audit_verify(&feed, &pool).await;
             pool.close().await;

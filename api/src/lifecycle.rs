@@ -70,8 +70,46 @@ pub enum StartError {
     Payments(String),
 }
 
-/// Every subscriber of the feed, in one place (add new projections and reactors here).
-pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<dyn Subscriber>> {
+/// The command services of one process, built once. The HTTP routes and the reactors share them,
+/// so each aggregate has one cache and one command queue in the process: a reactor's command and
+/// a route's command on the same wallet are decided one after the other on one cached state, and
+/// a wallet is held in memory once, not once per user of it.
+#[derive(Clone)]
+pub struct Services {
+    pub wallets: Wallets,
+    pub invoices: Invoices,
+    pub discount_codes: DiscountCodes,
+    pub orders: Orders,
+}
+
+impl Services {
+    pub fn new(settings: &Settings, pool: &PgPool) -> Self {
+        let wallets = Wallets::new(pool.clone(), settings.payments.currency);
+        let invoices = Invoices::new(pool.clone());
+        let discount_codes = DiscountCodes::new(pool.clone(), settings.payments.currency);
+        let orders = orders(
+            settings,
+            pool,
+            discount_codes.clone(),
+            invoices.clone(),
+            wallets.clone(),
+        );
+        Self {
+            wallets,
+            invoices,
+            discount_codes,
+            orders,
+        }
+    }
+}
+
+/// Every subscriber of the feed, in one place (add new projections and reactors here). The
+/// reactors command through `services`, the same instances the routes use.
+pub fn subscribers(
+    settings: &Settings,
+    keys: &Keys,
+    services: &Services,
+) -> Vec<Arc<dyn Subscriber>> {
     let challenge_keys = ChallengeKeys::new(keys.challenge.expose().as_bytes());
     vec![
         Arc::new(AccountsProjection),
@@ -80,24 +118,18 @@ pub fn subscribers(settings: &Settings, keys: &Keys, pool: &PgPool) -> Vec<Arc<d
             settings.public_base_url(),
         )),
         Arc::new(WalletsProjection),
-        Arc::new(WalletOpener::new(wallets(settings, pool))),
+        Arc::new(WalletOpener::new(services.wallets.clone())),
         Arc::new(LedgerProjection),
         Arc::new(DiscountCodesProjection),
         Arc::new(InvoicesProjection),
-        Arc::new(InvoiceIssuer::new(Invoices::new(pool.clone()))),
+        Arc::new(InvoiceIssuer::new(services.invoices.clone())),
         // Catalog
         Arc::new(CatalogProjection),
         Arc::new(OrdersProjection),
         Arc::new(OrderSettlement::new(
-            orders(
-                settings,
-                pool,
-                DiscountCodes::new(pool.clone(), settings.payments.currency),
-                Invoices::new(pool.clone()),
-                wallets(settings, pool),
-            ),
-            Invoices::new(pool.clone()),
-            DiscountCodes::new(pool.clone(), settings.payments.currency),
+            services.orders.clone(),
+            services.invoices.clone(),
+            services.discount_codes.clone(),
         )),
     ]
 }
@@ -121,11 +153,6 @@ pub fn orders(
             currency: settings.payments.currency,
         },
     )
-}
-
-/// The wallets of this deployment, in its settlement currency.
-pub fn wallets(settings: &Settings, pool: &PgPool) -> Wallets {
-    Wallets::new(pool.clone(), settings.payments.currency)
 }
 
 /// The payment gateways the settings configure, and the verifier of Stripe's webhooks.
@@ -228,7 +255,8 @@ pub async fn start(
         .map_err(|e| crate::auth::PasswordError::Task(e.to_string()))??;
     let transports = outbox_transports(&settings)?;
     let (gateways, webhook_verifier) = gateways(&settings)?;
-    let feed = Feed::new(pool.clone(), subscribers(&settings, keys, &pool));
+    let shared = Services::new(&settings, &pool);
+    let feed = Feed::new(pool.clone(), subscribers(&settings, keys, &shared));
     let (background_shutdown, background_stop) = watch::channel(false);
     let feed_tasks = feed.start(background_stop.clone());
     let dispatcher = Dispatcher::new(pool.clone(), transports, DispatcherConfig::default());
@@ -241,17 +269,13 @@ pub async fn start(
     let services = AccountServices {
         secrets: Arc::new(challenge_keys.clone()),
     };
-    let discount_codes = DiscountCodes::new(pool.clone(), settings.payments.currency);
     let catalog = Catalog::new(pool.clone(), settings.payments.currency);
-    let wallets = wallets(&settings, &pool);
-    let invoices = Invoices::new(pool.clone());
-    let orders = orders(
-        &settings,
-        &pool,
-        discount_codes.clone(),
-        invoices.clone(),
-        wallets.clone(),
-    );
+    let Services {
+        wallets,
+        invoices,
+        discount_codes,
+        orders,
+    } = shared;
     let expiry_task = start_expiry_sweep(
         orders.clone(),
         settings.orders.expiry_sweep(),

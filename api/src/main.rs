@@ -4,26 +4,34 @@ use std::os::unix::process::CommandExt;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: glibc kept freed argon2 buffers (then 19 MiB per password
-/// hash) in its heaps, so memory grew with every login; mimalloc returns them to the system.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// How glibc's allocator is tuned, read from the environment when the process starts.
+const TUNABLES_VARIABLE: &str = "GLIBC_TUNABLES";
+/// Allocations from this size up (128 KiB, glibc's own starting value) are mapped on their own
+/// and returned to the system when freed. Setting it also switches off glibc's default of
+/// raising the threshold to the size of each large block freed: that made every freed argon2
+/// buffer (then 19 MiB) stay in the heap, and a few logins grew the process by hundreds of MiB.
+const MMAP_THRESHOLD: usize = 128 * 1024;
+/// Free memory at the top of a heap beyond this is given back to the system.
+const TRIM_THRESHOLD: usize = 128 * 1024;
 
-/// mimalloc's option for how long freed memory stays committed before it is returned to the
-/// system, read from the environment when the process starts.
-const PURGE_DELAY_VARIABLE: &str = "MIMALLOC_PURGE_DELAY";
-/// Our value for it, in milliseconds. mimalloc 3 keeps freed memory for 1,000 ms, which under a
-/// steady load means the churn of the last second stays resident (the realistic mix peaked at
-/// 110 MiB); 10 ms, mimalloc 2's default, measured 97 MiB (docs/benchmarks.md). An operator's own
-/// value in the environment is kept.
-const PURGE_DELAY_MS: &str = "10";
+/// glibc's allocator settings for this process: the thresholds above, and one heap arena per
+/// core instead of eight. Tasks move between threads, so each of many arenas ends up holding
+/// freed memory of its own (docs/benchmarks.md, step 4: 60 MiB under the realistic mix, where
+/// mimalloc held 80 MiB without transparent huge pages and 113 MiB with them).
+fn tunables() -> String {
+    let arenas = std::thread::available_parallelism().map_or(2, usize::from);
+    format!(
+        "glibc.malloc.arena_max={arenas}:glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:\
+         glibc.malloc.trim_threshold={TRIM_THRESHOLD}"
+    )
+}
 
-/// mimalloc reads its options before `main` runs, so the only way to choose one from inside is to
-/// start again with it in the environment: the process image is replaced (same process id, same
-/// arguments) before anything else happens. If that fails, the process simply goes on with
-/// mimalloc's default.
+/// glibc reads its tunables before `main` runs, so the only way to choose them from inside is to
+/// start again with them in the environment: the process image is replaced (same process id,
+/// same arguments) before anything else happens. An operator's own `GLIBC_TUNABLES` is kept as
+/// it is. If the restart fails, the process goes on with glibc's defaults.
 fn with_allocator_options() {
-    if std::env::var_os(PURGE_DELAY_VARIABLE).is_some() {
+    if std::env::var_os(TUNABLES_VARIABLE).is_some() {
         return;
     }
     let Ok(program) = std::env::current_exe() else {
@@ -31,11 +39,9 @@ fn with_allocator_options() {
     };
     let err = std::process::Command::new(program)
         .args(std::env::args_os().skip(1))
-        .env(PURGE_DELAY_VARIABLE, PURGE_DELAY_MS)
+        .env(TUNABLES_VARIABLE, tunables())
         .exec();
-    eprintln!(
-        "stratus: could not restart with {PURGE_DELAY_VARIABLE} set ({err}); going on without"
-    );
+    eprintln!("stratus: could not restart with {TUNABLES_VARIABLE} set ({err}); going on without");
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,5 +63,23 @@ fn main() -> std::process::ExitCode {
             eprintln!("stratus: {err}");
             std::process::ExitCode::from(err.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tunables, MMAP_THRESHOLD, TRIM_THRESHOLD};
+
+    #[test]
+    fn the_allocator_gets_one_arena_per_core_and_fixed_thresholds() {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        assert_eq!(
+            tunables(),
+            format!(
+                "glibc.malloc.arena_max={cores}:glibc.malloc.mmap_threshold=131072:\
+                 glibc.malloc.trim_threshold=131072"
+            )
+        );
+        assert_eq!((MMAP_THRESHOLD, TRIM_THRESHOLD), (131_072, 131_072));
     }
 }

@@ -62,9 +62,15 @@ pub struct Appended<A: Aggregate> {
     pub position: Option<FeedPosition>,
 }
 
-/// Aggregates kept in memory per store: enough for every hot aggregate of a busy deployment, and
-/// bounded so the process's memory is (a wallet with a long history is the largest entry).
+/// Aggregates kept in memory per store at most: enough for every hot aggregate of a busy
+/// deployment.
 pub const AGGREGATE_CACHE_CAPACITY: usize = 10_000;
+/// Events folded into the aggregates a store keeps in memory, at most. A count alone does not
+/// bound memory: a wallet's state grows with its stream (it keeps every ledger reference, about
+/// 150 bytes each), so 10,000 long-lived wallets could hold gigabytes. This bounds one store's
+/// cache to tens of MB. The most recently used aggregate always stays, however long its stream:
+/// a hot aggregate is what the cache is for.
+pub const AGGREGATE_CACHE_EVENTS: usize = 200_000;
 /// A snapshot is written when this many events were appended since the last one, so that a cold
 /// load replays at most this many events whatever the length of the stream.
 pub const SNAPSHOT_EVERY_EVENTS: usize = 100;
@@ -101,48 +107,91 @@ struct Loaded<A> {
 }
 
 struct CacheEntry<A> {
-    loaded: Loaded<A>,
+    /// Boxed so that the map's slots stay small: a map sized for 10,000 entries holds its
+    /// capacity even when half empty, and an inline aggregate made each slot hundreds of bytes.
+    loaded: Box<Loaded<A>>,
     used: u64,
 }
 
-/// A bounded map of loaded aggregates; the least recently used eighth goes when it is full.
+/// A map of loaded aggregates bounded by count and by events folded in (the size of a state
+/// grows with its stream). When either bound is reached, the least recently used entries go
+/// until both are at seven eighths, so that evictions come in rounds rather than on every put.
 struct AggregateCache<A> {
     entries: HashMap<String, CacheEntry<A>>,
     clock: u64,
+    /// Sum of the entries' weights ([`weight`]).
+    events: usize,
     capacity: usize,
+    max_events: usize,
+}
+
+/// What an entry counts against the events bound: the events folded into it, 1 at least.
+fn weight<A>(loaded: &Loaded<A>) -> usize {
+    loaded.sequence.max(1)
 }
 
 impl<A> AggregateCache<A> {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, max_events: usize) -> Self {
         Self {
             entries: HashMap::new(),
             clock: 0,
+            events: 0,
             capacity,
+            max_events,
         }
     }
 
     fn take(&mut self, id: &str) -> Option<Loaded<A>> {
-        self.entries.remove(id).map(|entry| entry.loaded)
+        let entry = self.entries.remove(id)?;
+        self.events = self.events.saturating_sub(weight(&entry.loaded));
+        Some(*entry.loaded)
     }
 
     fn put(&mut self, id: &str, loaded: Loaded<A>) {
-        if self.capacity == 0 {
-            return;
+        if let Some(previous) = self.entries.remove(id) {
+            self.events = self.events.saturating_sub(weight(&previous.loaded));
         }
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(id) {
-            let mut ages: Vec<u64> = self.entries.values().map(|e| e.used).collect();
-            ages.sort_unstable();
-            let cut = ages.get(self.capacity / 8).copied().unwrap_or(u64::MAX);
-            self.entries.retain(|_, entry| entry.used > cut);
+        let added = weight(&loaded);
+        if self.entries.len() >= self.capacity
+            || self.events.saturating_add(added) > self.max_events
+        {
+            self.evict(added);
         }
         self.clock += 1;
+        self.events = self.events.saturating_add(added);
         self.entries.insert(
             id.to_owned(),
             CacheEntry {
-                loaded,
+                loaded: Box::new(loaded),
                 used: self.clock,
             },
         );
+    }
+
+    /// Drops the least recently used entries until, with an entry of `added` events, both the
+    /// count and the events are at seven eighths of their bounds (or nothing is left).
+    fn evict(&mut self, added: usize) {
+        let keep_entries = (self.capacity - self.capacity / 8).saturating_sub(1);
+        let keep_events = (self.max_events - self.max_events / 8).saturating_sub(added);
+        let mut ages: Vec<(u64, usize)> = self
+            .entries
+            .values()
+            .map(|entry| (entry.used, weight(&entry.loaded)))
+            .collect();
+        ages.sort_unstable();
+        let mut entries = ages.len();
+        let mut events = self.events;
+        let mut cut = 0;
+        for (used, weight) in ages {
+            if entries <= keep_entries && events <= keep_events {
+                break;
+            }
+            entries -= 1;
+            events = events.saturating_sub(weight);
+            cut = used;
+        }
+        self.entries.retain(|_, entry| entry.used > cut);
+        self.events = events;
     }
 }
 
@@ -243,7 +292,10 @@ where
                 locks: (0..COMMAND_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
-                cache: Mutex::new(AggregateCache::new(AGGREGATE_CACHE_CAPACITY)),
+                cache: Mutex::new(AggregateCache::new(
+                    AGGREGATE_CACHE_CAPACITY,
+                    AGGREGATE_CACHE_EVENTS,
+                )),
                 queues: Mutex::new(HashMap::new()),
             }),
         }
@@ -323,6 +375,39 @@ where
             inner.cache().put(aggregate_id, loaded);
         }
         Ok(aggregate)
+    }
+
+    /// Asks the state this process holds in its cache for one aggregate, without reading the log,
+    /// so the answer may be behind the log. Only for facts that stay true once true (a wallet that
+    /// is open stays open), to skip a lookup. `None` when the aggregate is not cached, or while a
+    /// command is being decided on it.
+    pub fn cached<R>(&self, aggregate_id: &str, ask: impl FnOnce(&A) -> R) -> Option<R> {
+        self.inner
+            .cache()
+            .entries
+            .get(aggregate_id)
+            .map(|entry| ask(&entry.loaded.aggregate))
+    }
+
+    /// The feed position of the newest event of one aggregate (`None`: it has none), for a caller
+    /// that must read a projection at least as new as the log is about this aggregate.
+    pub async fn latest_position(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<FeedPosition>, CommandError<A::Error>> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text, global_position FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(CommandError::infra)?;
+        row.map(|(transaction_id, global_position)| {
+            FeedPosition::from_db(&transaction_id, global_position).map_err(CommandError::infra)
+        })
+        .transpose()
     }
 
     /// Every event of one aggregate, oldest first (for tools and tests; the API reads projections).
@@ -813,7 +898,75 @@ fn infra_of<E: StdError>(err: AggregateError<E>) -> CommandError<E> {
 
 #[cfg(test)]
 mod tests {
-    use super::snapshot_interval;
+    use super::{snapshot_interval, AggregateCache, Loaded};
+
+    fn loaded(sequence: usize) -> Loaded<()> {
+        Loaded {
+            aggregate: (),
+            sequence,
+            snapshot: 0,
+        }
+    }
+
+    fn held(cache: &AggregateCache<()>) -> Vec<String> {
+        let mut ids: Vec<String> = cache.entries.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_full_cache_drops_its_least_recently_used_eighth() {
+        let mut cache = AggregateCache::new(16, 1_000_000);
+        for i in 0..16 {
+            cache.put(&format!("a{i:02}"), loaded(1));
+        }
+        assert_eq!(cache.entries.len(), 16);
+        // a00 is used again, so a01 and a02 are the oldest.
+        let a00 = cache.take("a00").map(|l| l.sequence);
+        assert_eq!(a00, Some(1));
+        cache.put("a00", loaded(1));
+        cache.put("new", loaded(1));
+        let ids = held(&cache);
+        assert_eq!(ids.len(), 14);
+        assert!(ids.contains(&"a00".to_owned()) && ids.contains(&"new".to_owned()));
+        assert!(!ids.contains(&"a01".to_owned()) && !ids.contains(&"a02".to_owned()));
+        assert_eq!(cache.events, 14);
+    }
+
+    #[test]
+    fn the_events_folded_in_bound_the_cache_as_well_as_the_count() {
+        let mut cache = AggregateCache::new(10_000, 1_000);
+        for i in 0..4 {
+            cache.put(&format!("w{i}"), loaded(200));
+        }
+        assert_eq!(cache.events, 800);
+        // 300 more would make 1,100: the oldest go until 875 - 300 = 575 remain.
+        cache.put("long", loaded(300));
+        assert_eq!(held(&cache), ["long", "w2", "w3"]);
+        assert_eq!(cache.events, 700);
+        // Taking an entry out gives its weight back; putting it back with more events counts them.
+        let taken = cache.take("w3").map(|l| l.sequence);
+        assert_eq!((taken, cache.events), (Some(200), 500));
+        cache.put("w3", loaded(250));
+        assert_eq!(cache.events, 750);
+    }
+
+    #[test]
+    fn the_most_recent_aggregate_stays_however_long_its_stream() {
+        let mut cache = AggregateCache::new(10_000, 1_000);
+        cache.put("small", loaded(10));
+        cache.put("hot", loaded(18_000));
+        assert_eq!(held(&cache), ["hot"]);
+        assert_eq!(cache.events, 18_000);
+        cache.put("hot", loaded(18_001));
+        assert_eq!(
+            (held(&cache), cache.events),
+            (vec!["hot".to_owned()], 18_001)
+        );
+        // The next one pushes it out in turn.
+        cache.put("other", loaded(5));
+        assert_eq!((held(&cache), cache.events), (vec!["other".to_owned()], 5));
+    }
 
     #[test]
     fn snapshots_are_spaced_by_100_events_then_by_a_tenth_of_the_stream() {

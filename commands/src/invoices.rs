@@ -261,18 +261,10 @@ impl Invoices {
 
     /// The feed position of the newest event of the invoice.
     async fn latest_position(&self, invoice_id: InvoiceId) -> InvoiceResult<FeedPosition> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT transaction_id::text, global_position FROM events \
-             WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
-        )
-        .bind(<Invoice as cqrs_es::Aggregate>::TYPE)
-        .bind(invoice_id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(CommandError::infra)?;
-        let (transaction_id, global_position) =
-            row.ok_or(CommandError::Refused(InvoiceError::NotDrafted))?;
-        FeedPosition::from_db(&transaction_id, global_position).map_err(CommandError::infra)
+        self.store
+            .latest_position(&invoice_id.to_string())
+            .await?
+            .ok_or(CommandError::Refused(InvoiceError::NotDrafted))
     }
 }
 

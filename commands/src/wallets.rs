@@ -65,7 +65,18 @@ impl Wallets {
         &self.store
     }
 
-    /// Opens the wallet of `account_id`; an already open wallet is left as it is.
+    /// Whether this process has seen the wallet of `account_id` open, from its cache and without
+    /// a lookup. A wallet never closes, so `true` is final; `false` only means "not known here".
+    pub fn known_open(&self, account_id: AccountId) -> bool {
+        self.store
+            .cached(&account_id.to_string(), Wallet::is_open)
+            .unwrap_or(false)
+    }
+
+    /// Opens the wallet of `account_id`; an already open wallet is left as it is. The position
+    /// is where the wallet is known open: of the opening, or of the wallet's newest event when it
+    /// was open already (perhaps opened an instant ago by the reactor, which a read model may not
+    /// show yet).
     pub async fn open(
         &self,
         account_id: AccountId,
@@ -82,7 +93,9 @@ impl Wallets {
             .await
         {
             Ok(appended) => Ok(appended.position),
-            Err(CommandError::Refused(WalletError::WalletAlreadyOpen)) => Ok(None),
+            Err(CommandError::Refused(WalletError::WalletAlreadyOpen)) => {
+                self.store.latest_position(&account_id.to_string()).await
+            }
             Err(other) => Err(other),
         }
     }

@@ -226,8 +226,12 @@ pub async fn adjust(
     else {
         return Err(ApiError::validation(errors));
     };
-    staff_wallet(&state, target).await?;
     let account_id = AccountId::from_uuid(target);
+    // A wallet this process has seen open belongs to an existing account: the two lookups (and
+    // the opening of a wallet the reactor has not opened yet) are only needed otherwise.
+    if !state.wallets.known_open(account_id) {
+        staff_wallet(&state, target).await?;
+    }
     let metadata = caller.metadata();
     let worker = state.clone();
     let receipt = detached(async move {

@@ -316,3 +316,42 @@ async fn a_refusal_inside_a_burst_refuses_only_its_own_command() {
     .unwrap();
     assert_eq!(events, 5, "opened, credited, three debits");
 }
+
+#[tokio::test]
+async fn opening_an_open_wallet_answers_where_the_log_knows_it_open() {
+    let pool = fresh_pool().await;
+    let wallets = stratus_commands::wallets::Wallets::new(pool.clone(), Currency::EUR);
+    let metadata = stratus_commands::CommandMetadata::system(Uuid::now_v7(), "test");
+    let account = AccountId::from_uuid(Uuid::now_v7());
+
+    let opened = wallets.open(account, &metadata).await.unwrap();
+    assert!(opened.is_some());
+    let credited = wallets
+        .execute(account, credit(1_000_000), &metadata)
+        .await
+        .unwrap()
+        .position;
+    assert!(credited > opened);
+
+    // Already open (by the reactor, say, an instant before the read model shows it): the answer
+    // is the newest position of the wallet, so a caller can wait for the read model to get there.
+    let again = wallets.open(account, &metadata).await.unwrap();
+    assert_eq!(again, credited);
+}
+
+#[tokio::test]
+async fn a_store_knows_a_wallet_open_only_once_it_has_seen_it_open() {
+    let pool = fresh_pool().await;
+    let here = stratus_commands::wallets::Wallets::new(pool.clone(), Currency::EUR);
+    let elsewhere = stratus_commands::wallets::Wallets::new(pool.clone(), Currency::EUR);
+    let metadata = stratus_commands::CommandMetadata::system(Uuid::now_v7(), "test");
+    let account = AccountId::from_uuid(Uuid::now_v7());
+    assert!(!here.known_open(account));
+
+    here.open(account, &metadata).await.unwrap();
+
+    assert!(here.known_open(account));
+    // Another process (another store) has not seen it: it must look the wallet up.
+    assert!(!elsewhere.known_open(account));
+    assert!(!here.known_open(AccountId::from_uuid(Uuid::now_v7())));
+}

@@ -444,6 +444,24 @@ async fn billing_sets_a_credit_limit_and_books_idempotent_adjustments() {
         )
         .await;
     assert_eq!(history.body["transactions"].as_array().unwrap().len(), 1);
+
+    // An account that does not exist has no wallet to adjust, and is not given one.
+    let unknown = Uuid::now_v7();
+    for _ in 0..2 {
+        app.post(
+            &format!("/admin/wallets/{unknown}/adjustments"),
+            &json!({"amount": eur("1.00"), "direction": "credit", "reference": "y"}),
+            Some(&billing),
+        )
+        .await
+        .assert_problem(404, "not_found");
+    }
+    let streams: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(unknown.to_string())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(streams, 0);
 }
 
 #[tokio::test]
