@@ -291,7 +291,7 @@ impl Report {
                 o.p50_ms,
                 o.p95_ms,
                 o.p99_ms,
-                o.errors,
+                errors_cell(o.errors, &o.statuses),
                 load.usage.server_cpu_cores,
                 load.usage.postgres_cpu_cores,
                 load.usage.server_peak_rss_mib
@@ -300,7 +300,11 @@ impl Report {
                 for (name, r) in &load.requests {
                     println!(
                         "| &nbsp;&nbsp;{name} | | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} | | | |",
-                        r.per_second, r.p50_ms, r.p95_ms, r.p99_ms, r.errors
+                        r.per_second,
+                        r.p50_ms,
+                        r.p95_ms,
+                        r.p99_ms,
+                        errors_cell(r.errors, &r.statuses)
                     );
                 }
             }
@@ -357,4 +361,33 @@ fn memory_gib() -> f64 {
         })
         .map(|kib| kib / 1024.0 / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// The errors column: the count, and when there are any, every status seen with its count
+/// (0 stands for no response at all), so that a rare error says what it was.
+fn errors_cell(errors: u64, statuses: &BTreeMap<String, u64>) -> String {
+    if errors == 0 {
+        return "0".to_owned();
+    }
+    let seen: Vec<String> = statuses
+        .iter()
+        .map(|(status, n)| format!("{status}: {n}"))
+        .collect();
+    format!("{errors} ({})", seen.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::errors_cell;
+
+    #[test]
+    fn an_error_count_names_the_statuses_seen() {
+        let statuses: BTreeMap<String, u64> = [("0".to_owned(), 1), ("200".to_owned(), 5_199)]
+            .into_iter()
+            .collect();
+        assert_eq!(errors_cell(0, &statuses), "0");
+        assert_eq!(errors_cell(1, &statuses), "1 (0: 1, 200: 5199)");
+    }
 }
